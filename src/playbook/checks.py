@@ -1,0 +1,164 @@
+"""Cross-checks of a playbook against itself and its templates: everything the schema cannot see.
+
+Every check runs and every problem is listed, so a city fixes a borrowed playbook in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from playbook.model import PARAMETER_REF, InjectStep, MessageStep, Playbook, Step, TaskStep
+from playbook.errors import Loc, Problem
+from playbook.plan import bind_parameters, timeline
+from playbook.render import CERC_BLOCKS, Renderer, TemplateError, TemplateLibrary
+
+Locate = Callable[[Loc, str, str], Problem]
+
+EXAMPLE_INCIDENT_ID = "2026-0001"
+
+
+ContextFor = Callable[[Step], Mapping[str, Any]]
+
+
+def example_context(playbook: Playbook, city: Mapping[str, str], start: datetime,
+                    timezone: Any) -> ContextFor:
+    """The values each step's template sees, filled with the parameters' example values."""
+    examples = {name: str(p.example) for name, p in playbook.parameters.items()}
+    params = bind_parameters(playbook, examples, "examples", timezone)
+
+    def context_for(step: Step) -> Mapping[str, Any]:
+        return message_context(playbook, params, city, start, EXAMPLE_INCIDENT_ID, step)
+
+    return context_for
+
+
+def next_public_offset(playbook: Playbook, step: Step) -> timedelta | None:
+    """When the next public message after `step` is planned: the "next update" promise."""
+    occurrences = timeline(playbook, repeats=2)
+    mine = next((o.offset for o in occurrences if o.step.id == step.id and not o.event), None)
+    if mine is None:
+        return None
+    later = [o.offset for o in occurrences if not o.event and o.offset > mine
+             and isinstance(o.step, MessageStep) and o.step.to.public]
+    return min(later, default=None)
+
+
+def message_context(playbook: Playbook, params: Mapping[str, Any], city: Mapping[str, str],
+                    started_at: datetime, incident_id: str, step: Step) -> dict[str, Any]:
+    """The documented template context (docs/templates.md): parameters, city and incident."""
+    offset = next_public_offset(playbook, step)
+    next_update = None if offset is None else started_at + offset
+    return {
+        **params,
+        "city": dict(city),
+        "incident": {
+            "id": incident_id,
+            "title": playbook.title,
+            "started_at": started_at,
+            "next_update_at": next_update,
+        },
+    }
+
+
+def check_playbook(playbook: Playbook, locate: Locate, templates: TemplateLibrary,
+                   templates_root: str, renderer: Renderer,
+                   context: ContextFor) -> list[Problem]:
+    """Every cross-check; an empty list means the playbook is ready for a crisis."""
+    problems = list(_references(playbook, locate))
+    problems += _templates(playbook, locate, templates, templates_root, renderer, context)
+    return problems
+
+
+def _references(pb: Playbook, locate: Locate) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    approvers = sorted(name for name, role in pb.roles.items() if role.approves)
+    role_hint = "declare it under `roles:` or use one of: " + ", ".join(sorted(pb.roles))
+    if len(set(pb.languages)) != len(pb.languages):
+        yield locate(("languages",), "a language is listed twice", "list each language once")
+    if any(isinstance(s, MessageStep) and s.to.is_public for s in pb.steps) and not approvers:
+        yield locate(("roles",), "no role may approve public messages",
+                     "give at least one role `approves: true`")
+    for i, step in enumerate(pb.steps):
+        here: Loc = ("steps", i)
+        if step.id in seen:
+            yield locate((*here, "id"), f"step id `{step.id}` is used twice "
+                         f"(first as steps[{seen[step.id]}])", "give each step its own id")
+        seen.setdefault(step.id, i)
+        if isinstance(step, TaskStep):
+            if step.role not in pb.roles:
+                yield locate((*here, "role"), f"unknown role `{step.role}`", role_hint)
+            if step.due is not None and step.due <= timedelta(0):
+                yield locate((*here, "due"), "a deadline of zero", "give the task time: 30m")
+        if isinstance(step, InjectStep):
+            for j, role in enumerate(step.roles):
+                if role not in pb.roles:
+                    yield locate((*here, "roles", j), f"unknown role `{role}`", role_hint)
+        if isinstance(step, MessageStep):
+            yield from _message_references(pb, step, here, locate, role_hint, approvers)
+
+
+def _message_references(pb: Playbook, step: MessageStep, here: Loc, locate: Locate,
+                        role_hint: str, approvers: list[str]) -> Iterator[Problem]:
+    for j, role in enumerate(step.to.roles):
+        if role not in pb.roles:
+            yield locate((*here, "to", "roles", j), f"unknown role `{role}`", role_hint)
+    for j, role in enumerate(step.approval):
+        if role not in pb.roles:
+            yield locate((*here, "approval", j), f"unknown role `{role}`", role_hint)
+        elif not pb.roles[role].approves:
+            yield locate((*here, "approval", j), f"role `{role}` may not approve",
+                         "set `approves: true` on the role or name one of: "
+                         + ", ".join(approvers))
+    if step.cerc == "first" and not step.to.is_public:
+        yield locate((*here, "cerc"), "`cerc: first` marks a first public message, but the "
+                     "audience is not public", "send it to `public` or `media`, or drop `cerc`")
+    if step.ack_within is not None and not (step.to.roles or step.to.intermediaries):
+        yield locate((*here, "ack_within"), "nobody in the audience can acknowledge",
+                     "send to roles or intermediaries, or drop `ack_within`")
+    selector = step.to.intermediaries
+    if selector is not None:
+        for name in ("community", "area", "tag", "kind"):
+            value = getattr(selector, name)
+            ref = PARAMETER_REF.match(value) if value else None
+            if value and "{" in value and not ref:
+                yield locate((*here, "to", "intermediaries", name), f"{value!r} is not a "
+                             "parameter reference", "write `{{ name }}` or a plain value")
+            if ref and ref.group(1) not in pb.parameters:
+                yield locate((*here, "to", "intermediaries", name),
+                             f"unknown parameter `{ref.group(1)}`",
+                             "declare it under `parameters:`")
+
+
+def _templates(pb: Playbook, locate: Locate, templates: TemplateLibrary, root: str,
+               renderer: Renderer, context: ContextFor) -> Iterator[Problem]:
+    checked: set[tuple[str, str]] = set()
+    for i, step in enumerate(pb.steps):
+        if not isinstance(step, MessageStep):
+            continue
+        for lang in pb.languages:
+            source = templates.get(step.message, lang)
+            if source is None:
+                yield locate(("steps", i, "message"), f"no `{lang}` template for `{step.message}`"
+                             f" (expected {root}/{step.message}/{lang}.j2)",
+                             "write the translation, or remove the language from `languages`")
+                continue
+            if (step.message, lang) in checked and step.cerc is None:
+                continue
+            checked.add((step.message, lang))
+            try:
+                rendered = renderer.render(source, context(step))
+            except TemplateError as exc:
+                yield exc.problem
+                continue
+            if len(rendered.text) > renderer.max_chars:
+                yield Problem(source.path, None, None, "", f"renders to {len(rendered.text):,} "
+                              f"characters, over Telegram's {renderer.max_chars:,}",
+                              "shorten it; a key message should be readable on a phone")
+            if step.cerc == "first":
+                for block, meaning in CERC_BLOCKS.items():
+                    if not rendered.blocks.get(block):
+                        yield Problem(source.path, None, None, "", f"a first message needs "
+                                      f"{meaning}: the block `{block}` is missing or empty",
+                                      f"add {{% block {block} %}}...{{% endblock %}}")

@@ -1,0 +1,218 @@
+"""The `playbook` command line (typer + rich). Exit codes: 0 ok, 2 bad input, 1 runtime failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from playbook import __version__
+from playbook.config import Settings, load_settings
+from playbook.duration import format_duration
+from playbook.errors import BadInput, PlaybookError, Problem, RuntimeFailure
+from playbook.loader import CheckedPlaybook, load_checked, model_json_schema
+from playbook.model import InjectStep, MessageStep, TaskStep
+from playbook.plan import approval, bind_parameters, timeline, who
+
+app = typer.Typer(
+    help="Crisis-communication playbooks for city governments.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Settings file (default ./playbook.toml, else built-ins).",
+                 dir_okay=False),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"playbook {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Crisis-communication playbooks for city governments."""
+
+
+def _playbook_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
+            if not found:
+                problems.append(Problem(str(path), None, None, "", "no playbooks (*.yaml) here",
+                                        "name a folder that holds playbooks"))
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), None, None, "", "no such file or folder",
+                                    "check the path"))
+    return files, problems
+
+
+def _check(path: Path, settings: Settings) -> CheckedPlaybook:
+    return load_checked(path, city=settings.city_values(), timezone=settings.zone,
+                        templates_root=settings.templates_root())
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Playbook files or folders (default: the configured protocols folder).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check playbooks and every template they use, in every language, before a crisis."""
+    settings = load_settings(config)
+    files, problems = _playbook_files(paths or [settings.base_dir / settings.paths.protocols])
+    bad = 0
+    for path in files:
+        try:
+            checked = _check(path, settings)
+        except BadInput as exc:
+            bad += 1
+            problems += exc.problems
+            continue
+        pb = checked.playbook
+        templates = len({s.message for s in pb.message_steps()})
+        out.print(f"[green]ok[/green]  {path}  ({len(pb.steps)} steps, {templates} messages"
+                  f" × {len(pb.languages)} languages)")
+    if problems:
+        raise BadInput(problems)
+    out.print(f"{len(files)} playbook{'s' if len(files) != 1 else ''} valid.")
+
+
+def _resolve(name: str, settings: Settings) -> Path:
+    path = Path(name)
+    if path.exists():
+        return path
+    folder = settings.base_dir / settings.paths.protocols
+    for candidate in (folder / f"{name}.yaml", folder / f"{name.replace('-', '_')}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise BadInput.one(name, "no such playbook file or id",
+                       f"give a path, or an id with a file in {folder}/")
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise BadInput.one("--param", f"{pair!r} is not name=value",
+                               'write --param location="Market Square"')
+        values[name.strip()] = value
+    return values
+
+
+@app.command()
+def plan(
+    playbook: Annotated[str, typer.Argument(help="A playbook file, or its id.")],
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="An activation parameter, name=value (repeatable).")] = None,
+    start: Annotated[str | None, typer.Option(
+        help="Planned activation time, ISO 8601 (default: now).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, max=50,
+                                         help="Occurrences shown per repeating step.")] = 3,
+    config: ConfigOption = None,
+) -> None:
+    """Show the timeline a playbook would follow if activated now (or at --start)."""
+    settings = load_settings(config)
+    checked = _check(_resolve(playbook, settings), settings)
+    pb = checked.playbook
+    given = _parse_params(param or [])
+    examples = {k: str(p.example) for k, p in pb.parameters.items() if k not in given}
+    values = bind_parameters(pb, {**examples, **given}, "--param", settings.zone)
+    begin = _start(start, settings)
+    table = Table(title=f"{pb.title}  [dim]({pb.id}, {pb.kind.value})[/dim]",
+                  title_justify="left", expand=False)
+    for column in ("offset", f"time ({settings.city.timezone})", "step", "kind",
+                   "role or audience", "languages", "approval"):
+        table.add_column(column, overflow="fold")
+    for occ in timeline(pb, repeats=repeats):
+        step = occ.step
+        moment = occ.when(begin)
+        offset = f"{occ.event} +{format_duration(occ.offset)}" if occ.event \
+            else "+" + format_duration(occ.offset)
+        label = step.id + (f" #{occ.number}" if step.every is not None else "")
+        if step.every is not None and occ.number == 1:
+            label += f" (every {format_duration(step.every)} until {step.repeat_until})"
+        kind = "task" if isinstance(step, TaskStep) else \
+            "inject" if isinstance(step, InjectStep) else "message"
+        languages = ", ".join(pb.languages) if isinstance(step, MessageStep) else ""
+        table.add_row(offset, moment.strftime("%a %d %b %H:%M") if moment else "—",
+                      Text(label), kind, Text(who(step, pb)), languages, approval(step))
+    out.print(table)
+    if examples:
+        out.print(Text("Example values used for: " + ", ".join(sorted(examples))
+                       + " (give them with --param name=value)", style="dim"))
+    shown = ", ".join(f"{k}={v}" for k, v in values.items())
+    out.print(Text(f"Parameters: {shown}", style="dim"))
+
+
+def _start(text: str | None, settings: Settings) -> datetime:
+    if text is None:
+        return datetime.now(settings.zone).replace(second=0, microsecond=0)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput.one("--start", f"{text!r} is not an ISO 8601 date and time",
+                           "write it like 2026-05-01T14:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=settings.zone)
+
+
+@app.command()
+def schema() -> None:
+    """Print the playbook JSON Schema (also in schema/playbook.schema.json)."""
+    sys.stdout.write(schema_text())
+
+
+def schema_text() -> str:
+    """The committed schema file's exact content."""
+    return json.dumps(model_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _report(problems: tuple[Problem, ...]) -> None:
+    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+    for problem in problems:
+        err.print(str(problem))
+    files = len({p.path for p in problems})
+    err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} "
+              f"in {files} file{'s' if files != 1 else ''}.")
+
+
+def main() -> None:
+    """Entry point: map our exceptions to exit codes, never show a traceback for bad input."""
+    try:
+        app(standalone_mode=True)
+    except BadInput as exc:
+        _report(exc.problems)
+        sys.exit(2)
+    except (RuntimeFailure, PlaybookError) as exc:
+        Console(stderr=True, markup=False).print(f"error: {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence; PLAYBOOK_DEBUG=1 shows the traceback
+        if os.environ.get("PLAYBOOK_DEBUG"):
+            raise
+        Console(stderr=True, markup=False).print(
+            f"internal error: {type(exc).__name__}: {exc} — please report it; "
+            "PLAYBOOK_DEBUG=1 shows the traceback")
+        sys.exit(1)

@@ -1,0 +1,126 @@
+"""The timeline of a playbook: when each step falls due, as a pure function of the start time.
+
+The engine (a later layer) asks the same questions with the incident's events in hand; this module
+answers them for a planned activation, which is what `playbook plan` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from playbook.errors import BadInput, Problem
+from playbook.model import InjectStep, MessageStep, Parameter, Playbook, Step, TaskStep
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One time a step falls due. `offset` is from activation, or from `event` when set."""
+
+    step: Step
+    offset: timedelta
+    number: int = 1
+    event: str | None = None
+
+    def when(self, start: datetime) -> datetime | None:
+        """Wall-clock time, or None when the step waits for an event."""
+        return None if self.event else start + self.offset
+
+
+def timeline(playbook: Playbook, *, repeats: int = 3) -> list[Occurrence]:
+    """Every occurrence in time order; repeating steps show their first `repeats` occurrences.
+
+    Steps that wait for an event (`on: stand_down`) come last, in file order.
+    """
+    timed: list[Occurrence] = []
+    waiting: list[Occurrence] = []
+    for step in playbook.steps:
+        if step.on is not None:
+            waiting.append(Occurrence(step, step.at or timedelta(0), 1, step.on))
+        elif step.every is not None:
+            first = step.at if step.at is not None else step.every
+            timed += [Occurrence(step, first + n * step.every, n + 1) for n in range(repeats)]
+        else:
+            timed.append(Occurrence(step, step.at or timedelta(0)))
+    order = {step.id: i for i, step in enumerate(playbook.steps)}
+    timed.sort(key=lambda o: (o.offset, order[o.step.id], o.number))
+    return timed + waiting
+
+
+def who(step: Step, playbook: Playbook) -> str:
+    """The role or audience of a step, as a person would say it."""
+    if isinstance(step, TaskStep):
+        role = playbook.roles.get(step.role)
+        return role.title if role else step.role
+    if isinstance(step, InjectStep):
+        return "drill players: " + (", ".join(step.roles) or "all")
+    parts = [playbook.roles[r].title if r in playbook.roles else r for r in step.to.roles]
+    if step.to.intermediaries is not None:
+        chosen = step.to.intermediaries.model_dump(exclude_none=True)
+        parts.append("intermediaries" + (
+            " (" + ", ".join(f"{k}={v}" for k, v in chosen.items()) + ")" if chosen else ""))
+    if step.to.media:
+        parts.append("media")
+    if step.to.public:
+        parts.append("public: " + ", ".join(step.to.public))
+    return "; ".join(parts)
+
+
+def approval(step: Step) -> str:
+    """Who must approve before the step goes out."""
+    if not isinstance(step, MessageStep):
+        return ""
+    if step.preapproved:
+        return "pre-approved"
+    return " or ".join(step.approval) if step.approval else "none (internal)"
+
+
+def bind_parameters(playbook: Playbook, raw: Mapping[str, str], source: str,
+                    timezone: Any) -> dict[str, Any]:
+    """Check `--param k=v` values against the playbook; raise `BadInput` listing every problem."""
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for name in raw:
+        if name not in playbook.parameters:
+            known = ", ".join(sorted(playbook.parameters)) or "none"
+            problems.append(Problem(source, None, None, name, "unknown parameter",
+                                    f"this playbook takes: {known}"))
+    for name, parameter in playbook.parameters.items():
+        if name not in raw:
+            if parameter.required:
+                problems.append(Problem(source, None, None, name, "missing required parameter",
+                                        f"add --param {name}={parameter.example}"))
+            continue
+        try:
+            values[name] = _convert(parameter, raw[name], timezone)
+        except ValueError as exc:
+            problems.append(Problem(source, None, None, name, str(exc),
+                                    f"for example --param {name}={parameter.example}"))
+    if problems:
+        raise BadInput(problems)
+    return values
+
+
+def _convert(parameter: Parameter, text: str, timezone: Any) -> Any:
+    text = text.strip()
+    if not text:
+        raise ValueError("empty value")
+    if len(text) > parameter.max_length:
+        raise ValueError(f"longer than {parameter.max_length} characters")
+    if parameter.type == "integer":
+        if not text.lstrip("-").isdigit():
+            raise ValueError(f"{text!r} is not a whole number")
+        return int(text)
+    if parameter.type == "choice" and parameter.choices and text not in parameter.choices:
+        raise ValueError(f"{text!r} is not one of {', '.join(parameter.choices)}")
+    if parameter.type == "datetime":
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO 8601 date and time") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone)
+    if parameter.type == "url" and not text.startswith(("https://", "http://")):
+        raise ValueError(f"{text!r} is not a web address")
+    return text

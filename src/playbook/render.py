@@ -1,0 +1,334 @@
+"""Rendering key messages: a sandboxed, cost-bounded jinja2 subset with babel formatting.
+
+Templates are a trust boundary (a template may come from another city), so they are compiled in a
+sandbox and checked against a small whitelist of jinja constructs: no macros, includes or imports
+(no recursion), loops at most two deep and never carrying state between iterations, only
+whitelisted filters and functions, no attribute starting with `_`. Multiplication and powers are
+capped at run time and output is streamed with a hard cap. Together these bound the cost of any
+template, so `validate` can promise a template renders quickly in a crisis.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date, format_datetime, format_time, format_timedelta
+from babel.numbers import format_decimal
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from playbook.errors import Problem
+
+TELEGRAM_LIMIT = 4096
+MAX_VALUE_CHARS = 20_000
+MAX_RANGE = 1000
+MAX_LOOP_DEPTH = 2
+
+CERC_BLOCKS: dict[str, str] = {
+    "empathy": "empathy and concern",
+    "facts": "the confirmed facts",
+    "unknown": "what is not yet known",
+    "actions": "what the city is doing and when the next update comes",
+    "instructions": "what people should do",
+    "more_info": "where to learn more",
+}
+
+SAFE_FILTERS = frozenset({
+    "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "float", "int",
+    "join", "last", "length", "list", "lower", "round", "string", "striptags", "title", "trim",
+    "truncate", "upper", "wordcount",
+})
+OUR_FILTERS = frozenset({"ltr", "datetime", "date", "time", "number", "duration"})
+SAFE_FUNCTIONS = frozenset({"range"})
+
+FSI, LRI, PDI, RLM = "\u2068", "\u2066", "\u2069", "\u200f"
+
+EXERCISE_BANNER = {
+    "en": "EXERCISE — EXERCISE — EXERCISE",
+    "ar": "تمرين — تمرين — تمرين",
+    "es": "SIMULACRO — SIMULACRO — SIMULACRO",
+    "fr": "EXERCICE — EXERCICE — EXERCICE",
+    "uk": "НАВЧАННЯ — НАВЧАННЯ — НАВЧАННЯ",
+    "fa": "رزمایش — رزمایش — رزمایش",
+}
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """One key message in one language, as read from `message_templates/<key>/<lang>.j2`."""
+
+    key: str
+    lang: str
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TemplateLibrary:
+    """The templates available to a playbook, by (key, language)."""
+
+    sources: Mapping[tuple[str, str], TemplateSource] = field(default_factory=dict)
+
+    def get(self, key: str, lang: str) -> TemplateSource | None:
+        """The template for `key` in `lang`, if there is one."""
+        return self.sources.get((key, lang))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message ready for a channel."""
+
+    key: str
+    lang: str
+    text: str
+    direction: str
+    blocks: Mapping[str, str] = field(default_factory=dict)
+
+
+class TemplateError(Exception):
+    """A template that cannot be compiled or rendered; carries a located problem."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def is_rtl(lang: str) -> bool:
+    """Whether a language is written right to left (Arabic, Persian, Hebrew, Urdu, ...)."""
+    return Locale.parse(lang, sep="-").character_order == "right-to-left"
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        if op == "*":
+            _check_repeat(left, right)
+            _check_repeat(right, left)
+            return operator.mul(left, right)
+        if op == "**":
+            if abs(right) > 64 or abs(left) > 10**6:
+                raise SecurityError("power too large for a message template")
+            return operator.pow(left, right)
+        if op == "%" and isinstance(left, str):
+            raise SecurityError("`%` string formatting is not allowed; use filters")
+        if op == "+" and isinstance(left, str | list) and len(left) + len(right) > MAX_VALUE_CHARS:
+            raise SecurityError("value too long for a message template")
+        return super().call_binop(context, op, left, right)
+
+
+def _check_repeat(seq: Any, times: Any) -> None:
+    if isinstance(seq, str | list | tuple) and isinstance(times, int):
+        if len(seq) * times > MAX_VALUE_CHARS:
+            raise SecurityError("repetition too long for a message template")
+
+
+def _bounded_range(*args: int) -> range:
+    result = range(*args)
+    if len(result) > MAX_RANGE:
+        raise SecurityError(f"range() longer than {MAX_RANGE} in a message template")
+    return result
+
+
+class Renderer:
+    """Compiles and renders templates for one city time zone."""
+
+    def __init__(self, timezone: ZoneInfo, *, max_chars: int = TELEGRAM_LIMIT) -> None:
+        self.timezone = timezone
+        self.max_chars = max_chars
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def _environment(self, lang: str) -> _BoundedSandbox:
+        rtl = is_rtl(lang)
+
+        def finalize(value: Any) -> Any:
+            # Isolates keep an LTR value (a street name, a phone number) from scrambling an
+            # RTL sentence, and an RTL value from scrambling an LTR one.
+            if not rtl or value is None or value == "":
+                return value
+            if isinstance(value, Markup):
+                return Markup(FSI) + value + Markup(PDI)
+            return FSI + str(value) + PDI
+
+        env = _BoundedSandbox(
+            autoescape=True, undefined=StrictUndefined, finalize=finalize,
+            keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True,
+        )
+        env.globals = {"range": _bounded_range}
+        env.filters = {name: env.filters[name] for name in SAFE_FILTERS}
+        env.filters.update(self._locale_filters(lang))
+        return env
+
+    def _locale_filters(self, lang: str) -> dict[str, Callable[..., str]]:
+        locale = Locale.parse(lang, sep="-")
+        tz = self.timezone
+        rtl = is_rtl(lang)
+
+        def as_datetime(value: datetime, fmt: str = "medium") -> str:
+            return format_datetime(value, fmt, tzinfo=tz, locale=locale)
+
+        def as_date(value: datetime, fmt: str = "long") -> str:
+            return format_date(value.astimezone(tz).date(), fmt, locale=locale)
+
+        def as_time(value: datetime, fmt: str = "short") -> str:
+            return format_time(value, fmt, tzinfo=tz, locale=locale)
+
+        def as_number(value: float) -> str:
+            return format_decimal(value, locale=locale)
+
+        def as_duration(value: timedelta) -> str:
+            return format_timedelta(value, threshold=1.0, locale=locale)
+
+        def ltr(value: Any) -> Any:
+            # Phone numbers and web addresses written inside RTL text keep their order.
+            return Markup(LRI) + value + Markup(PDI) if rtl else value
+
+        return {"datetime": as_datetime, "date": as_date, "time": as_time,
+                "number": as_number, "duration": as_duration, "ltr": ltr}
+
+    def compile(self, source: TemplateSource) -> Any:
+        """Compile (cached) after checking the whitelist; raise `TemplateError` with a line."""
+        cache_key = (source.path, source.text)
+        if cache_key in self._cache:
+            return self._cache[cache_key]
+        env = self._environment(source.lang)
+        try:
+            tree = env.parse(source.text, source.key, source.path)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(Problem(
+                source.path, exc.lineno, None, "", f"template syntax error: {exc.message}",
+                "fix the jinja syntax ({{ value }}, {% if %}...{% endif %})")) from None
+        problems = list(check_tree(tree, source.path))
+        if problems:
+            raise TemplateError(problems[0])
+        code = env.compile(tree, name=source.key, filename=source.path)
+        template = env.template_class.from_code(env, code, env.make_globals(None))
+        self._cache[cache_key] = template
+        return template
+
+    def render(self, source: TemplateSource, context: Mapping[str, Any],
+               *, exercise: bool = False) -> Rendered:
+        """Render with a hard output cap; raise `TemplateError` naming the template line."""
+        template = self.compile(source)
+        try:
+            text = _tidy("".join(_stream(template.generate(dict(context)), 4 * self.max_chars)))
+            blocks = {}
+            for name in CERC_BLOCKS:
+                if name in template.blocks:
+                    ctx = template.new_context(dict(context))
+                    blocks[name] = "".join(template.blocks[name](ctx)).strip()
+        except _TooLong:
+            raise TemplateError(Problem(
+                source.path, None, None, "", "rendered text runs past "
+                f"{4 * self.max_chars:,} characters", "shorten the message")) from None
+        except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError,
+                RecursionError, LookupError) as exc:
+            line = _template_line(exc, source.path)
+            what = str(exc).replace("'", "`")
+            hint = "pass it as a parameter or use one listed in docs/templates.md"
+            if isinstance(exc, SecurityError):
+                hint = "templates may only use the documented values and filters"
+            elif not isinstance(exc, UndefinedError):
+                hint = "check the expression"
+            raise TemplateError(Problem(source.path, line, None, "", what, hint)) from None
+        if is_rtl(source.lang):
+            text = "\n".join(RLM + ln if ln.strip() else ln for ln in text.split("\n"))
+        if exercise:
+            banner = EXERCISE_BANNER.get(source.lang.split("-")[0], EXERCISE_BANNER["en"])
+            text = f"{banner}\n\n{text}"
+        return Rendered(source.key, source.lang, text,
+                        "rtl" if is_rtl(source.lang) else "ltr", blocks)
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _stream(chunks: Iterator[str], cap: int) -> Iterator[str]:
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > cap:
+            raise _TooLong
+        yield chunk
+
+
+def _tidy(text: str) -> str:
+    # Collapse the blank lines that `{% if %}` blocks leave behind.
+    lines = [ln.rstrip() for ln in text.strip().split("\n")]
+    out: list[str] = []
+    for ln in lines:
+        if ln or (out and out[-1]):
+            out.append(ln)
+    return "\n".join(out)
+
+
+def _template_line(exc: BaseException, path: str) -> int | None:
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+_FORBIDDEN = {
+    nodes.Macro: "macros", nodes.CallBlock: "call blocks", nodes.Include: "includes",
+    nodes.Import: "imports", nodes.FromImport: "imports", nodes.Extends: "extends",
+}
+
+
+def check_tree(tree: nodes.Template, path: str) -> Iterator[Problem]:
+    """The whitelist that bounds a template's cost (see the module docstring)."""
+    yield from _walk(tree, path, 0)
+
+
+def _walk(node: nodes.Node, path: str, depth: int) -> Iterator[Problem]:
+    line = getattr(node, "lineno", None)
+
+    def problem(message: str, hint: str) -> Problem:
+        return Problem(path, line, None, "", message, hint)
+
+    for kind, what in _FORBIDDEN.items():
+        if isinstance(node, kind):
+            yield problem(f"{what} are not allowed in message templates", "write the text out")
+            return
+    if isinstance(node, nodes.For):
+        if node.recursive:
+            yield problem("recursive loops are not allowed", "write a plain loop")
+        if depth >= MAX_LOOP_DEPTH:
+            yield problem(f"loops nested deeper than {MAX_LOOP_DEPTH}", "flatten the loop")
+        for child in node.body:
+            if any(isinstance(n, nodes.Assign | nodes.AssignBlock)
+                   for n in [child, *child.find_all((nodes.Assign, nodes.AssignBlock))]):
+                yield problem("`{% set %}` inside a loop is not allowed",
+                              "compute the value before the loop")
+                break
+        depth += 1
+    elif isinstance(node, nodes.Filter | nodes.FilterBlock):
+        name = node.filter.name if isinstance(node, nodes.FilterBlock) else node.name
+        if name not in SAFE_FILTERS | OUR_FILTERS:
+            yield problem(f"the filter `{name}` is not allowed in message templates",
+                          "use one of: " + ", ".join(sorted(SAFE_FILTERS | OUR_FILTERS)))
+    elif isinstance(node, nodes.Call):
+        if not (isinstance(node.node, nodes.Name) and node.node.name in SAFE_FUNCTIONS):
+            yield problem("only range() may be called in message templates",
+                          "use a filter instead, e.g. {{ when|datetime }}")
+    elif isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+        yield problem(f"the attribute `{node.attr}` is not allowed", "templates may only read "
+                      "the documented values")
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) \
+            and str(node.arg.value).startswith("_"):
+        yield problem(f"the key `{node.arg.value}` is not allowed", "templates may only read "
+                      "the documented values")
+    for child in node.iter_child_nodes():
+        yield from _walk(child, path, depth)

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from playbook.model import PARAMETER_REF, InjectStep, MessageStep, Playbook, Step, TaskStep
 from playbook.errors import Loc, Problem
+from playbook.model import PARAMETER_REF, InjectStep, MessageStep, Playbook, Step, TaskStep
 from playbook.plan import bind_parameters, timeline
 from playbook.render import CERC_BLOCKS, Renderer, TemplateError, TemplateLibrary
 

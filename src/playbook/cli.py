@@ -17,7 +17,7 @@ from rich.text import Text
 from playbook import __version__
 from playbook.config import Settings, load_settings
 from playbook.duration import format_duration
-from playbook.errors import BadInput, PlaybookError, Problem, RuntimeFailure
+from playbook.errors import BadInput, PlaybookError, Problem
 from playbook.loader import CheckedPlaybook, load_checked, model_json_schema
 from playbook.model import InjectStep, MessageStep, TaskStep
 from playbook.plan import approval, bind_parameters, timeline, who
@@ -197,22 +197,30 @@ def _report(problems: tuple[Problem, ...]) -> None:
               f"in {files} file{'s' if files != 1 else ''}.")
 
 
-def main() -> None:
-    """Entry point: map our exceptions to exit codes, never show a traceback for bad input."""
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit code; bad input never shows a traceback."""
     try:
-        app(standalone_mode=True)
+        app(args=argv, prog_name="playbook", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
     except BadInput as exc:
         _report(exc.problems)
-        sys.exit(2)
-    except (RuntimeFailure, PlaybookError) as exc:
+        return 2
+    except PlaybookError as exc:
         Console(stderr=True, markup=False).print(f"error: {exc}")
-        sys.exit(1)
+        return 1
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
     except Exception as exc:  # the last line of defence; PLAYBOOK_DEBUG=1 shows the traceback
         if os.environ.get("PLAYBOOK_DEBUG"):
             raise
         Console(stderr=True, markup=False).print(
             f"internal error: {type(exc).__name__}: {exc} — please report it; "
             "PLAYBOOK_DEBUG=1 shows the traceback")
-        sys.exit(1)
+        return 1
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

@@ -22,7 +22,9 @@ def _zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} — use an IANA name like Europe/Berlin")
+        raise ValueError(
+            f"unknown time zone {name!r} — use an IANA name like Europe/Berlin"
+        ) from None
     return name
 
 

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from playbook import model
-from playbook.errors import BadInput, Loc, Problem
 from playbook.checks import check_playbook, example_context
+from playbook.errors import BadInput, Loc, Problem
 from playbook.render import Renderer, TemplateLibrary, TemplateSource
 from playbook.yamlfile import Document, load_yaml, read_text
 
@@ -77,7 +77,8 @@ def load_templates(root: Path, keys: Iterable[str], languages: Iterable[str]) ->
             if not path.is_file():
                 continue
             try:
-                library[key, lang] = TemplateSource(key, lang, str(path), read_text(path))
+                text = read_text(path)
+                library[key, lang] = TemplateSource(key, lang, _relative(path), text)
             except BadInput as exc:
                 problems.extend(exc.problems)
     if problems:
@@ -122,8 +123,13 @@ def _clean_loc(raw: tuple[str | int, ...]) -> Loc:
 
 def _problems(document: Document, exc: ValidationError) -> Iterable[Problem]:
     seen: set[tuple[Loc, str]] = set()
-    for error in exc.errors(include_url=False):
-        loc = _clean_loc(tuple(error["loc"]))
+    errors = exc.errors(include_url=False)
+    locs = [_clean_loc(tuple(e["loc"])) for e in errors]
+    for error, loc in zip(errors, locs, strict=True):
+        if error["type"] == "too_short" and any(
+            other[: len(loc)] == loc and len(other) > len(loc) for other in locs
+        ):
+            continue  # a list emptied by its own bad items; the items say what is wrong
         message, hint = _explain(error, loc)
         if (loc, message) in seen:
             continue
@@ -150,8 +156,7 @@ def _explain(error: Any, loc: Loc) -> tuple[str, str]:
     if kind == "step_kind":
         return error["msg"], "start the step with `task:`, `message:` or `inject:`"
     if kind == "string_type":
-        return (f"expected text, got {_yaml_type(given)}",
-                'quote the value, e.g. "yes" or "010"')
+        return f"expected text, got {_yaml_type(given)}", f'quote the value: "{given}"'
     if kind == "bool_type":
         return (f"expected true or false, got {_yaml_type(given)} {given!r}",
                 "write true or false (yes/no/on/off are plain text in YAML 1.2)")
@@ -161,6 +166,8 @@ def _explain(error: Any, loc: Loc) -> tuple[str, str]:
         return f"expected a mapping (key: value), got {_yaml_type(given)}", "see the schema"
     if kind in ("tuple_type", "list_type"):
         return f"expected a list, got {_yaml_type(given)}", "write [a, b] or one `- item` per line"
+    if kind == "string_pattern_mismatch" and loc and loc[0] == "languages":
+        return f"{given!r} is not a language tag", _pattern_hint(loc)
     if kind == "string_pattern_mismatch":
         return f"{given!r} is not a valid identifier here", _pattern_hint(loc)
     if kind in ("literal_error", "enum"):

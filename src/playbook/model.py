@@ -172,7 +172,9 @@ class Audience(_Frozen):
     """Who receives a message. Parts combine: roles and intermediaries, say."""
 
     roles: tuple[Slug, ...] = ()
-    intermediaries: IntermediarySelector | Literal["all"] | None = None
+    intermediaries: IntermediarySelector | None = Field(
+        default=None, description="Trusted intermediaries; `{}` selects every active one."
+    )
     media: StrictBool = False
     public: tuple[Slug, ...] = Field(
         default=(), description="Public channels from the directory, e.g. telegram_channel."
@@ -180,7 +182,7 @@ class Audience(_Frozen):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Audience:
-        if not (self.roles or self.intermediaries or self.media or self.public):
+        if not (self.roles or self.intermediaries is not None or self.media or self.public):
             raise ValueError(
                 "the audience is empty — name roles, intermediaries, media or public channels"
             )

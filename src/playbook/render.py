@@ -106,6 +106,10 @@ def is_rtl(lang: str) -> bool:
     return Locale.parse(lang, sep="-").character_order == "right-to-left"
 
 
+class LimitExceeded(SecurityError):
+    """A template tried to do too much work (a huge loop, repetition or power)."""
+
+
 class _BoundedSandbox(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
@@ -116,25 +120,25 @@ class _BoundedSandbox(SandboxedEnvironment):
             return operator.mul(left, right)
         if op == "**":
             if abs(right) > 64 or abs(left) > 10**6:
-                raise SecurityError("power too large for a message template")
+                raise LimitExceeded("power too large for a message template")
             return operator.pow(left, right)
         if op == "%" and isinstance(left, str):
             raise SecurityError("`%` string formatting is not allowed; use filters")
         if op == "+" and isinstance(left, str | list) and len(left) + len(right) > MAX_VALUE_CHARS:
-            raise SecurityError("value too long for a message template")
+            raise LimitExceeded("value too long for a message template")
         return super().call_binop(context, op, left, right)
 
 
 def _check_repeat(seq: Any, times: Any) -> None:
-    if isinstance(seq, str | list | tuple) and isinstance(times, int):
-        if len(seq) * times > MAX_VALUE_CHARS:
-            raise SecurityError("repetition too long for a message template")
+    if isinstance(seq, str | list | tuple) and isinstance(times, int) \
+            and len(seq) * times > MAX_VALUE_CHARS:
+        raise LimitExceeded("repetition too long for a message template")
 
 
 def _bounded_range(*args: int) -> range:
     result = range(*args)
     if len(result) > MAX_RANGE:
-        raise SecurityError(f"range() longer than {MAX_RANGE} in a message template")
+        raise LimitExceeded(f"range() longer than {MAX_RANGE} in a message template")
     return result
 
 
@@ -172,20 +176,26 @@ class Renderer:
         tz = self.timezone
         rtl = is_rtl(lang)
 
+        # babel formats dates with Latin digits; Persian readers expect their own (۱۵:۰۰).
+        digits = str.maketrans("0123456789", format_decimal(
+            1234567890, locale=locale, numbering_system="default", group_separator=False,
+        )[-1:] + format_decimal(123456789, locale=locale, numbering_system="default",
+                                group_separator=False))
+
         def as_datetime(value: datetime, fmt: str = "medium") -> str:
-            return format_datetime(value, fmt, tzinfo=tz, locale=locale)
+            return format_datetime(value, fmt, tzinfo=tz, locale=locale).translate(digits)
 
         def as_date(value: datetime, fmt: str = "long") -> str:
-            return format_date(value.astimezone(tz).date(), fmt, locale=locale)
+            return format_date(value.astimezone(tz).date(), fmt, locale=locale).translate(digits)
 
         def as_time(value: datetime, fmt: str = "short") -> str:
-            return format_time(value, fmt, tzinfo=tz, locale=locale)
+            return format_time(value, fmt, tzinfo=tz, locale=locale).translate(digits)
 
         def as_number(value: float) -> str:
-            return format_decimal(value, locale=locale)
+            return format_decimal(value, locale=locale, numbering_system="default")
 
         def as_duration(value: timedelta) -> str:
-            return format_timedelta(value, threshold=1.0, locale=locale)
+            return format_timedelta(value, threshold=1.0, locale=locale).translate(digits)
 
         def ltr(value: Any) -> Any:
             # Phone numbers and web addresses written inside RTL text keep their order.
@@ -234,7 +244,9 @@ class Renderer:
             line = _template_line(exc, source.path)
             what = str(exc).replace("'", "`")
             hint = "pass it as a parameter or use one listed in docs/templates.md"
-            if isinstance(exc, SecurityError):
+            if isinstance(exc, LimitExceeded):
+                hint = "keep key messages simple: no large loops, repetition or arithmetic"
+            elif isinstance(exc, SecurityError):
                 hint = "templates may only use the documented values and filters"
             elif not isinstance(exc, UndefinedError):
                 hint = "check the expression"

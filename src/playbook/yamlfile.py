@@ -103,8 +103,11 @@ def parse_yaml(text: str, name: str) -> Document:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = (exc.problem or exc.context or "invalid YAML").strip()
+        context = exc.context_mark
+        if exc.context and context is not None and mark is not None and context.line != mark.line:
+            message += f" ({exc.context.strip()} at line {context.line + 1})"
         hint = "fix the YAML syntax"
-        if "\t" in text and "tab" in str(exc).lower():
+        if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
             hint = "indent with spaces, not tabs"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise BadInput([*builder.problems, Problem(name, line, col, "", message, hint)]) from None
@@ -115,6 +118,11 @@ def parse_yaml(text: str, name: str) -> Document:
     if builder.problems:
         raise BadInput(builder.problems)
     return Document(name, builder.result, builder.values, builder.keys)
+
+
+def _char_at(text: str, line: int, col: int) -> str:
+    lines = text.split("\n")
+    return lines[line][col : col + 1] if line < len(lines) else ""
 
 
 class _Stop(Exception):

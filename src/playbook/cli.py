@@ -140,24 +140,32 @@ def plan(
     examples = {k: str(p.example) for k, p in pb.parameters.items() if k not in given}
     values = bind_parameters(pb, {**examples, **given}, "--param", settings.zone)
     begin = _start(start, settings)
-    table = Table(title=f"{pb.title}  [dim]({pb.id}, {pb.kind.value})[/dim]",
-                  title_justify="left", expand=False)
-    for column in ("offset", f"time ({settings.city.timezone})", "step", "kind",
-                   "role or audience", "languages", "approval"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"[bold]{pb.title}[/bold]  [dim]{pb.id} · {pb.kind.value}[/dim]\n"
+                  f"activated {begin:%a %d %b %Y %H:%M} ({settings.city.timezone})",
+                  title_justify="left", expand=False, pad_edge=False)
+    table.add_column("offset", no_wrap=True)
+    table.add_column("time", no_wrap=True)
+    table.add_column("step", no_wrap=True)
+    table.add_column("role or audience", ratio=3, overflow="fold")
+    table.add_column("languages", ratio=1)
+    table.add_column("approval", ratio=2, overflow="fold")
     for occ in timeline(pb, repeats=repeats):
         step = occ.step
         moment = occ.when(begin)
         offset = f"{occ.event} +{format_duration(occ.offset)}" if occ.event \
             else "+" + format_duration(occ.offset)
-        label = step.id + (f" #{occ.number}" if step.every is not None else "")
-        if step.every is not None and occ.number == 1:
-            label += f" (every {format_duration(step.every)} until {step.repeat_until})"
         kind = "task" if isinstance(step, TaskStep) else \
             "inject" if isinstance(step, InjectStep) else "message"
-        languages = ", ".join(pb.languages) if isinstance(step, MessageStep) else ""
-        table.add_row(offset, moment.strftime("%a %d %b %H:%M") if moment else "—",
-                      Text(label), kind, Text(who(step, pb)), languages, approval(step))
+        label = Text(step.id, style="bold" if kind == "message" else "")
+        label.append(f" {kind}", style="dim")
+        if step.every is not None:
+            label.append(f" #{occ.number}", style="cyan")
+            if occ.number == 1:
+                label.append(f"\nevery {format_duration(step.every)} until {step.repeat_until}",
+                             style="dim")
+        languages = " ".join(pb.languages) if isinstance(step, MessageStep) else ""
+        table.add_row(offset, moment.strftime("%a %H:%M") if moment else "—", label,
+                      Text(who(step, pb, values)), languages, approval(step, pb))
     out.print(table)
     if examples:
         out.print(Text("Example values used for: " + ", ".join(sorted(examples))

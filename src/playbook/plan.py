@@ -12,7 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from playbook.errors import BadInput, Problem
-from playbook.model import InjectStep, MessageStep, Parameter, Playbook, Step, TaskStep
+from playbook.model import (
+    PARAMETER_REF,
+    InjectStep,
+    MessageStep,
+    Parameter,
+    Playbook,
+    Step,
+    TaskStep,
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Occurrence:
 def timeline(playbook: Playbook, *, repeats: int = 3) -> list[Occurrence]:
     """Every occurrence in time order; repeating steps show their first `repeats` occurrences.
 
-    Steps that wait for an event (`on: stand_down`) come last, in file order.
+    Steps that wait for an event (`on: stand_down`) come last, by event and offset.
     """
     timed: list[Occurrence] = []
     waiting: list[Occurrence] = []
@@ -46,19 +54,22 @@ def timeline(playbook: Playbook, *, repeats: int = 3) -> list[Occurrence]:
             timed.append(Occurrence(step, step.at or timedelta(0)))
     order = {step.id: i for i, step in enumerate(playbook.steps)}
     timed.sort(key=lambda o: (o.offset, order[o.step.id], o.number))
+    waiting.sort(key=lambda o: (str(o.event), o.offset, order[o.step.id]))
     return timed + waiting
 
 
-def who(step: Step, playbook: Playbook) -> str:
-    """The role or audience of a step, as a person would say it."""
+def who(step: Step, playbook: Playbook, values: Mapping[str, Any] | None = None) -> str:
+    """The role or audience of a step, as a person would say it, parameters filled in."""
     if isinstance(step, TaskStep):
         role = playbook.roles.get(step.role)
         return role.title if role else step.role
     if isinstance(step, InjectStep):
-        return "drill players: " + (", ".join(step.roles) or "all")
+        titles = [playbook.roles[r].title if r in playbook.roles else r for r in step.roles]
+        return "drill players: " + (", ".join(titles) or "all")
     parts = [playbook.roles[r].title if r in playbook.roles else r for r in step.to.roles]
     if step.to.intermediaries is not None:
-        chosen = step.to.intermediaries.model_dump(exclude_none=True)
+        chosen = {k: _fill(v, values or {}) for k, v in
+                  step.to.intermediaries.model_dump(exclude_none=True).items()}
         parts.append("intermediaries" + (
             " (" + ", ".join(f"{k}={v}" for k, v in chosen.items()) + ")" if chosen else ""))
     if step.to.media:
@@ -68,13 +79,21 @@ def who(step: Step, playbook: Playbook) -> str:
     return "; ".join(parts)
 
 
-def approval(step: Step) -> str:
+def _fill(value: str, values: Mapping[str, Any]) -> str:
+    ref = PARAMETER_REF.match(value)
+    return str(values.get(ref.group(1), value)) if ref else value
+
+
+def approval(step: Step, playbook: Playbook) -> str:
     """Who must approve before the step goes out."""
     if not isinstance(step, MessageStep):
         return ""
     if step.preapproved:
-        return "pre-approved"
-    return " or ".join(step.approval) if step.approval else "none (internal)"
+        return "pre-approved (life safety)"
+    if not step.approval:
+        return "none (internal)"
+    titles = [playbook.roles[r].title if r in playbook.roles else r for r in step.approval]
+    return " or ".join(titles)
 
 
 def bind_parameters(playbook: Playbook, raw: Mapping[str, str], source: str,

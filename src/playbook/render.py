@@ -49,6 +49,10 @@ SAFE_FILTERS = frozenset({
 OUR_FILTERS = frozenset({"ltr", "datetime", "date", "time", "number", "duration"})
 SAFE_FUNCTIONS = frozenset({"range"})
 
+NATIVE_DIGITS = {
+    "arab": "٠١٢٣٤٥٦٧٨٩", "arabext": "۰۱۲۳۴۵۶۷۸۹", "beng": "০১২৩৪৫৬৭৮৯", "deva": "०१२३४५६७८९",
+    "mymr": "၀၁၂၃၄၅၆၇၈၉",
+}
 FSI, LRI, PDI, RLM = "\u2068", "\u2066", "\u2069", "\u200f"
 
 EXERCISE_BANNER = {
@@ -148,7 +152,7 @@ class Renderer:
     def __init__(self, timezone: ZoneInfo, *, max_chars: int = TELEGRAM_LIMIT) -> None:
         self.timezone = timezone
         self.max_chars = max_chars
-        self._cache: dict[tuple[str, str], Any] = {}
+        self._cache: dict[tuple[str, str, str], Any] = {}
 
     def _environment(self, lang: str) -> _BoundedSandbox:
         rtl = is_rtl(lang)
@@ -176,11 +180,9 @@ class Renderer:
         tz = self.timezone
         rtl = is_rtl(lang)
 
-        # babel formats dates with Latin digits; Persian readers expect their own (۱۵:۰۰).
-        digits = str.maketrans("0123456789", format_decimal(
-            1234567890, locale=locale, numbering_system="default", group_separator=False,
-        )[-1:] + format_decimal(123456789, locale=locale, numbering_system="default",
-                                group_separator=False))
+        # babel keeps Latin digits; Persian readers expect their own (۱۵:۰۰).
+        digits = str.maketrans("0123456789", NATIVE_DIGITS.get(
+            locale.default_numbering_system, "0123456789"))
 
         def as_datetime(value: datetime, fmt: str = "medium") -> str:
             return format_datetime(value, fmt, tzinfo=tz, locale=locale).translate(digits)
@@ -192,7 +194,8 @@ class Renderer:
             return format_time(value, fmt, tzinfo=tz, locale=locale).translate(digits)
 
         def as_number(value: float) -> str:
-            return format_decimal(value, locale=locale, numbering_system="default")
+            return format_decimal(value, locale=locale, numbering_system="default").translate(
+                digits)
 
         def as_duration(value: timedelta) -> str:
             return format_timedelta(value, threshold=1.0, locale=locale).translate(digits)
@@ -206,7 +209,7 @@ class Renderer:
 
     def compile(self, source: TemplateSource) -> Any:
         """Compile (cached) after checking the whitelist; raise `TemplateError` with a line."""
-        cache_key = (source.path, source.text)
+        cache_key = (source.lang, source.path, source.text)
         if cache_key in self._cache:
             return self._cache[cache_key]
         env = self._environment(source.lang)

@@ -29,7 +29,7 @@ Cli = Callable[..., Result]
 def at_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Run from the repository root, as the README does."""
     monkeypatch.chdir(ROOT)
-    yield ROOT
+    return ROOT
 
 
 @pytest.fixture

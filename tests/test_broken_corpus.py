@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, Cli
 
 CASES = sorted(p for p in (ROOT / "tests" / "broken").iterdir() if p.is_dir())

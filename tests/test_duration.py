@@ -23,7 +23,7 @@ def test_parse(text: str, seconds: int) -> None:
 @pytest.mark.parametrize("text", ["10", "1:30", "m", "1x", "30m1h", "1h1h", "", "1.5h"])
 def test_refuses_ambiguous_or_malformed(text: str) -> None:
     """Bare numbers, clock notation, repeated or disordered units are refused."""
-    with pytest.raises(ValueError, match="duration|twice|order"):
+    with pytest.raises(ValueError, match=r"duration|twice|order"):
         parse_duration(text)
 
 

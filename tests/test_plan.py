@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from playbook.errors import BadInput
 from playbook.loader import load_playbook
 from playbook.plan import bind_parameters, timeline

@@ -108,9 +108,9 @@ def _message_references(pb: Playbook, step: MessageStep, here: Loc, locate: Loca
         if role not in pb.roles:
             yield locate((*here, "approval", j), f"unknown role `{role}`", role_hint)
         elif not pb.roles[role].approves:
+            others = f" or name one of: {', '.join(approvers)}" if approvers else ""
             yield locate((*here, "approval", j), f"role `{role}` may not approve",
-                         "set `approves: true` on the role or name one of: "
-                         + ", ".join(approvers))
+                         f"set `approves: true` on the role{others}")
     if step.cerc == "first" and not step.to.is_public:
         yield locate((*here, "cerc"), "`cerc: first` marks a first public message, but the "
                      "audience is not public", "send it to `public` or `media`, or drop `cerc`")

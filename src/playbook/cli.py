@@ -182,7 +182,9 @@ def _start(text: str | None, settings: Settings) -> datetime:
     except ValueError:
         raise BadInput.one("--start", f"{text!r} is not an ISO 8601 date and time",
                            "write it like 2026-05-01T14:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=settings.zone)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=settings.zone)
+    return moment.astimezone(settings.zone)
 
 
 @app.command()

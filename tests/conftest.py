@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ Cli = Callable[..., Result]
 
 
 @pytest.fixture
-def at_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def at_root(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run from the repository root, as the README does."""
     monkeypatch.chdir(ROOT)
     return ROOT

@@ -100,6 +100,8 @@ def test_blank_lines_from_conditions_collapse() -> None:
      "loops nested deeper than 2"),
     ("{% for a in x %}{% set y = a %}{% endfor %}", "`{% set %}` inside a loop"),
     ("{% for a in x recursive %}{{ loop(a) }}{% endfor %}", "recursive loops"),
+    ("{% for a in 'x' * 9000 %}{% endfor %}", "a loop may only go over a value"),
+    ("{% for a in [1, 2] + [3] %}{% endfor %}", "a loop may only go over a value"),
     ("{% include 'other' %}", "includes are not allowed"),
     ("{% import 'm' as m %}", "imports are not allowed"),
     ("{{ x|pprint }}", "the filter `pprint` is not allowed"),

@@ -307,6 +307,17 @@ def check_tree(tree: nodes.Template, path: str) -> Iterator[Problem]:
     yield from _walk(tree, path, 0)
 
 
+def _bounded_iterable(node: nodes.Node) -> bool:
+    # Loop sizes then come from the context (parameters are length-capped) or from range(),
+    # never from an expression such as `'x' * 20000` that a template could inflate.
+    if isinstance(node, nodes.Name):
+        return True
+    if isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Filter) and node.node is not None:
+        return _bounded_iterable(node.node)
+    return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) \
+        and node.node.name in SAFE_FUNCTIONS
+
+
 def _walk(node: nodes.Node, path: str, depth: int) -> Iterator[Problem]:
     line = getattr(node, "lineno", None)
 
@@ -322,6 +333,9 @@ def _walk(node: nodes.Node, path: str, depth: int) -> Iterator[Problem]:
             yield problem("recursive loops are not allowed", "write a plain loop")
         if depth >= MAX_LOOP_DEPTH:
             yield problem(f"loops nested deeper than {MAX_LOOP_DEPTH}", "flatten the loop")
+        if not _bounded_iterable(node.iter):
+            yield problem("a loop may only go over a value the template is given, or range()",
+                          "loop over a parameter or range(n)")
         for child in node.body:
             if any(isinstance(n, nodes.Assign | nodes.AssignBlock)
                    for n in [child, *child.find_all((nodes.Assign, nodes.AssignBlock))]):

@@ -1,0 +1,96 @@
+"""Benchmarks for the playbook language: validation, rendering, and the cost bounds.
+
+Run: .venv/bin/python bench/bench_validate.py   (prints a markdown table for docs/benchmarks.md)
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from playbook.checks import example_context
+from playbook.errors import BadInput
+from playbook.loader import load_checked
+from playbook.render import Renderer, TemplateError, TemplateSource
+from playbook.yamlfile import parse_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ZONE = ZoneInfo("Europe/Vienna")
+CITY = {"name": "Riverton", "info_url": "https://riverton.example", "hotline": "+43 1 555 0100"}
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, int]:
+    """Median seconds of `repeat` runs, and the peak traced memory of one run in bytes."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return statistics.median(samples), peak
+
+
+def refused(fn: Callable[[], object]) -> Callable[[], object]:
+    def run() -> object:
+        try:
+            fn()
+        except (BadInput, TemplateError):
+            return None
+        raise AssertionError("expected a refusal")
+    return run
+
+
+def main() -> None:
+    path = ROOT / "protocols" / "hate_incident.yaml"
+    checked = load_checked(path, city=CITY, timezone=ZONE)
+    pb = checked.playbook
+    context = example_context(pb, CITY, datetime(2026, 5, 1, 14, tzinfo=ZONE), ZONE)
+    step = next(s for s in pb.message_steps() if s.cerc == "first")
+
+    def render_all_languages() -> None:
+        renderer = Renderer(ZONE)
+        for lang in pb.languages:
+            source = checked.templates.get(step.message, lang)
+            assert source is not None
+            for _ in range(100):
+                renderer.render(source, context(step))
+
+    bomb = "\n".join(
+        ["a: &a [" + ",".join(['"lol"'] * 9) + "]"]
+        + [f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]" for p, n in zip("abcdefgh", "bcdefghi",
+                                                                       strict=True)])
+    busy = TemplateSource("k", "en", "busy.j2",
+                          "{% for i in range(1000) %}{% for j in range(1000) %}"
+                          "{% if i == j and j < 0 %}x{% endif %}{% endfor %}{% endfor %}done")
+    flood = TemplateSource("k", "en", "flood.j2",
+                           "{% for i in range(1000) %}{% for j in range(1000) %}ab"
+                           "{% endfor %}{% endfor %}")
+    rows = [
+        ("validate hate_incident (schema, 30 templates, all checks)",
+         timed(lambda: load_checked(path, city=CITY, timezone=ZONE), 20)),
+        ("render first statement: 6 languages × 100 (cached compile)",
+         timed(render_all_languages, 5)),
+        ("refuse a billion-laughs alias bomb (9^9 nodes if expanded)",
+         timed(refused(lambda: parse_yaml(bomb, "bomb.yaml")), 50)),
+        ("worst admissible loop: 1,000 × 1,000 iterations, no output",
+         timed(lambda: Renderer(ZONE).render(busy, {}), 3)),
+        ("output flood cut off at 16,384 characters",
+         timed(refused(lambda: Renderer(ZONE).render(flood, {})), 20)),
+    ]
+    print("| what | median time | peak memory |")
+    print("| --- | ---: | ---: |")
+    for name, (seconds, peak) in rows:
+        print(f"| {name} | {seconds * 1000:,.2f} ms | {peak / 1024:,.0f} KiB |")
+
+
+if __name__ == "__main__":
+    main()

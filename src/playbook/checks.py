@@ -6,13 +6,20 @@ Every check runs and every problem is listed, so a city fixes a borrowed playboo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from playbook.errors import Loc, Problem
 from playbook.model import PARAMETER_REF, InjectStep, MessageStep, Playbook, Step, TaskStep
 from playbook.plan import bind_parameters, timeline
-from playbook.render import CERC_BLOCKS, Renderer, TemplateError, TemplateLibrary
+from playbook.render import (
+    CERC_BLOCKS,
+    Renderer,
+    TemplateError,
+    TemplateLibrary,
+    TemplateSource,
+)
 
 Locate = Callable[[Loc, str, str], Problem]
 
@@ -131,9 +138,22 @@ def _message_references(pb: Playbook, step: MessageStep, here: Loc, locate: Loca
                              "declare it under `parameters:`")
 
 
+def _variants(pb: Playbook) -> list[dict[str, str]]:
+    """The example values, then each other choice of each choice parameter, one at a time.
+
+    A template words each choice in its own branch; rendering every branch here means a typo in
+    the `assault` branch is found now, not in the middle of an assault.
+    """
+    variants: list[dict[str, str]] = [{}]
+    for name, parameter in pb.parameters.items():
+        variants += [{name: c} for c in parameter.choices or () if c != parameter.example]
+    return variants
+
+
 def _templates(pb: Playbook, locate: Locate, templates: TemplateLibrary, root: str,
                renderer: Renderer, context: ContextFor) -> Iterator[Problem]:
     checked: set[tuple[str, str]] = set()
+    variants = _variants(pb)
     for i, step in enumerate(pb.steps):
         if not isinstance(step, MessageStep):
             continue
@@ -147,18 +167,36 @@ def _templates(pb: Playbook, locate: Locate, templates: TemplateLibrary, root: s
             if (step.message, lang) in checked and step.cerc is None:
                 continue
             checked.add((step.message, lang))
-            try:
-                rendered = renderer.render(source, context(step))
-            except TemplateError as exc:
-                yield exc.problem
-                continue
-            if len(rendered.text) > renderer.max_chars:
-                yield Problem(source.path, None, None, "", f"renders to {len(rendered.text):,} "
-                              f"characters, over Telegram's {renderer.max_chars:,}",
-                              "shorten it; a key message should be readable on a phone")
-            if step.cerc == "first":
-                for block, meaning in CERC_BLOCKS.items():
-                    if not rendered.blocks.get(block):
-                        yield Problem(source.path, None, None, "", f"a first message needs "
-                                      f"{meaning}: the block `{block}` is missing or empty",
-                                      f"add {{% block {block} %}}...{{% endblock %}}")
+            seen: set[str] = set()
+            for variant in variants:
+                for problem in _render_checks(step, source, renderer, {**context(step), **variant}):
+                    # One fault shows in many variants; report it once, naming the first.
+                    if problem.message not in seen:
+                        seen.add(problem.message)
+                        yield _with_variant(problem, variant)
+
+
+def _with_variant(problem: Problem, variant: Mapping[str, str]) -> Problem:
+    if not variant:
+        return problem
+    (name, value), = variant.items()
+    return replace(problem, message=f"{problem.message} (with {name}={value})")
+
+
+def _render_checks(step: MessageStep, source: TemplateSource, renderer: Renderer,
+                   context: Mapping[str, Any]) -> Iterator[Problem]:
+    try:
+        rendered = renderer.render(source, context)
+    except TemplateError as exc:
+        yield exc.problem
+        return
+    if len(rendered.text) > renderer.max_chars:
+        yield Problem(source.path, None, None, "", f"renders to {len(rendered.text):,} "
+                      f"characters, over Telegram's {renderer.max_chars:,}",
+                      "shorten it; a key message should be readable on a phone")
+    if step.cerc == "first":
+        for block, meaning in CERC_BLOCKS.items():
+            if not rendered.blocks.get(block):
+                yield Problem(source.path, None, None, "", f"a first message needs "
+                              f"{meaning}: the block `{block}` is missing or empty",
+                              f"add {{% block {block} %}}...{{% endblock %}}")

@@ -7,7 +7,6 @@ using the positions `yamlfile` recorded for every node.
 from __future__ import annotations
 
 import difflib
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,15 +83,6 @@ def load_templates(root: Path, keys: Iterable[str], languages: Iterable[str]) ->
     if problems:
         raise BadInput(problems)
     return TemplateLibrary(library)
-
-
-def content_hash(loaded: LoadedPlaybook, templates: TemplateLibrary) -> str:
-    """A fingerprint of the playbook and every template it uses, for freezing at activation."""
-    digest = hashlib.sha256(read_text(Path(loaded.path)).encode())
-    for (key, lang), source in sorted(templates.sources.items()):
-        digest.update(f"\0{key}/{lang}\0".encode())
-        digest.update(source.text.encode())
-    return digest.hexdigest()
 
 
 def field_name(loc: Loc) -> str:

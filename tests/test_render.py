@@ -124,6 +124,16 @@ def test_errors_name_the_template_line() -> None:
     assert caught.value.problem.line == 2
 
 
+def test_every_forbidden_construct_is_listed() -> None:
+    """A template with several forbidden constructs names each one, with its line."""
+    with pytest.raises(TemplateError) as caught:
+        render("{{ x|pprint }}\n{% include 'a' %}\n{{ x.__class__ }}", x="a")
+    assert [(p.line, p.message) for p in caught.value.problems] == [
+        (1, "the filter `pprint` is not allowed in message templates"),
+        (2, "includes are not allowed in message templates"),
+        (3, "the attribute `__class__` is not allowed")]
+
+
 def test_runaway_output_is_cut_off() -> None:
     """Output far past Telegram's limit stops rendering instead of filling memory."""
     with pytest.raises(TemplateError, match="runs past"):

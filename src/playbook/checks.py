@@ -188,7 +188,7 @@ def _render_checks(step: MessageStep, source: TemplateSource, renderer: Renderer
     try:
         rendered = renderer.render(source, context)
     except TemplateError as exc:
-        yield exc.problem
+        yield from exc.problems
         return
     if len(rendered.text) > renderer.max_chars:
         yield Problem(source.path, None, None, "", f"renders to {len(rendered.text):,} "

@@ -98,11 +98,12 @@ class Rendered:
 
 
 class TemplateError(Exception):
-    """A template that cannot be compiled or rendered; carries a located problem."""
+    """A template that cannot be compiled or rendered; carries its located problems."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, *more: Problem) -> None:
+        self.problems = (problem, *more)
         self.problem = problem
-        super().__init__(str(problem))
+        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 def is_rtl(lang: str) -> bool:
@@ -221,7 +222,7 @@ class Renderer:
                 "fix the jinja syntax ({{ value }}, {% if %}...{% endif %})")) from None
         problems = list(check_tree(tree, source.path))
         if problems:
-            raise TemplateError(problems[0])
+            raise TemplateError(*problems)
         code = env.compile(tree, name=source.key, filename=source.path)
         template = env.template_class.from_code(env, code, env.make_globals(None))
         self._cache[cache_key] = template

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from playbook.errors import BadInput
 from playbook.loader import load_playbook
-from playbook.plan import bind_parameters, timeline
+from playbook.plan import after, bind_parameters, timeline
 
 ZONE = ZoneInfo("Europe/Vienna")
 PLAYBOOK = load_playbook(ROOT / "protocols" / "hate_incident.yaml").playbook
@@ -38,6 +38,19 @@ def test_wall_clock_time_follows_the_start() -> None:
     first = timeline(PLAYBOOK)[0]
     assert first.when(start) == start
     assert timeline(PLAYBOOK)[-1].when(start) is None
+
+
+@pytest.mark.parametrize(("start", "offset", "expected"), [
+    ("2026-03-29T01:30", timedelta(minutes=45), "2026-03-29T03:15:00+02:00"),
+    ("2026-03-29T01:30", timedelta(hours=4), "2026-03-29T06:30:00+02:00"),
+    ("2026-10-25T01:30", timedelta(hours=2), "2026-10-25T02:30:00+01:00"),
+    ("2026-05-01T14:00", timedelta(days=1), "2026-05-02T14:00:00+02:00"),
+])
+def test_offsets_are_real_elapsed_time_across_clock_changes(
+        start: str, offset: timedelta, expected: str) -> None:
+    """45 minutes after 01:30 on the spring-forward night is 03:15 local time."""
+    moment = datetime.fromisoformat(start).replace(tzinfo=ZONE)
+    assert after(moment, offset).isoformat() == expected
 
 
 def test_parameters_are_checked_and_converted() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from playbook.errors import Loc, Problem
 from playbook.model import PARAMETER_REF, InjectStep, MessageStep, Playbook, Step, TaskStep
-from playbook.plan import bind_parameters, timeline
+from playbook.plan import after, bind_parameters, timeline
 from playbook.render import (
     CERC_BLOCKS,
     Renderer,
@@ -56,7 +56,7 @@ def message_context(playbook: Playbook, params: Mapping[str, Any], city: Mapping
                     started_at: datetime, incident_id: str, step: Step) -> dict[str, Any]:
     """The documented template context (docs/templates.md): parameters, city and incident."""
     offset = next_public_offset(playbook, step)
-    next_update = None if offset is None else started_at + offset
+    next_update = None if offset is None else after(started_at, offset)
     return {
         **params,
         "city": dict(city),

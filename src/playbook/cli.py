@@ -21,10 +21,12 @@ from playbook.errors import BadInput, PlaybookError, Problem
 from playbook.loader import CheckedPlaybook, load_checked, model_json_schema
 from playbook.model import InjectStep, MessageStep, TaskStep
 from playbook.plan import approval, bind_parameters, timeline, who
+from playbook.yamlfile import load_yaml
 
 app = typer.Typer(
     help="Crisis-communication playbooks for city governments.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(highlight=False)
 
@@ -54,7 +56,8 @@ def _playbook_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     problems: list[Problem] = []
     for path in paths:
         if path.is_dir():
-            found = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
+            found = sorted(f for f in [*path.rglob("*.yaml"), *path.rglob("*.yml")]
+                           if not _skipped(f.relative_to(path)))
             if not found:
                 problems.append(Problem(str(path), None, None, "", "no playbooks (*.yaml) here",
                                         "name a folder that holds playbooks"))
@@ -65,6 +68,12 @@ def _playbook_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
             problems.append(Problem(str(path), None, None, "", "no such file or folder",
                                     "check the path"))
     return files, problems
+
+
+def _skipped(relative: Path) -> bool:
+    # Hidden folders, virtual environments and installed packages hold YAML that is not ours.
+    return any(part.startswith(".") or part in ("node_modules", "site-packages", "__pycache__")
+               for part in relative.parts[:-1])
 
 
 def _check(path: Path, settings: Settings) -> CheckedPlaybook:
@@ -82,6 +91,7 @@ def validate(
     settings = load_settings(config)
     files, problems = _playbook_files(paths or [settings.base_dir / settings.paths.protocols])
     bad = 0
+    ids: dict[str, str] = {}
     for path in files:
         try:
             checked = _check(path, settings)
@@ -90,6 +100,13 @@ def validate(
             problems += exc.problems
             continue
         pb = checked.playbook
+        if pb.id in ids:
+            problems.append(checked.loaded.problem(
+                ("id",), f"the playbook id `{pb.id}` is also used by {ids[pb.id]}",
+                "give each playbook its own id"))
+            bad += 1
+            continue
+        ids[pb.id] = str(path)
         templates = len({s.message for s in pb.message_steps()})
         out.print(f"[green]ok[/green]  {path}  ({len(pb.steps)} steps, {templates} messages"
                   f" × {len(pb.languages)} languages)")
@@ -103,11 +120,29 @@ def _resolve(name: str, settings: Settings) -> Path:
     if path.exists():
         return path
     folder = settings.base_dir / settings.paths.protocols
-    for candidate in (folder / f"{name}.yaml", folder / f"{name.replace('-', '_')}.yaml"):
-        if candidate.is_file():
+    files, _ = _playbook_files([folder]) if folder.is_dir() else ([], [])
+    for candidate in files:
+        try:
+            document = load_yaml(candidate)
+        except BadInput:
+            continue
+        if isinstance(document.data, dict) and document.data.get("id") == name:
             return candidate
+    known = ", ".join(sorted(_ids(files))) or "none"
     raise BadInput.one(name, "no such playbook file or id",
-                       f"give a path, or an id with a file in {folder}/")
+                       f"give a path, or one of the ids in {folder}/: {known}")
+
+
+def _ids(files: list[Path]) -> set[str]:
+    ids = set()
+    for path in files:
+        try:
+            data = load_yaml(path).data
+        except BadInput:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            ids.add(data["id"])
+    return ids
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -202,9 +237,9 @@ def _report(problems: tuple[Problem, ...]) -> None:
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     for problem in problems:
         err.print(str(problem))
-    files = len({p.path for p in problems})
-    err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} "
-              f"in {files} file{'s' if files != 1 else ''}.")
+    files = len({p.path for p in problems if Path(p.path).is_file()})
+    where = f" in {files} file{'s' if files != 1 else ''}" if files else ""
+    err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}{where}.")
 
 
 def run(argv: list[str] | None = None) -> int:

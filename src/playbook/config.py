@@ -28,6 +28,12 @@ def _zone(name: str) -> str:
     return name
 
 
+def _web_address(url: str) -> str:
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"{url!r} is not a web address — start it with https://")
+    return url
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -37,8 +43,8 @@ class CitySettings(_Section):
 
     name: StrictStr = "Example City"
     timezone: Annotated[StrictStr, AfterValidator(_zone)] = "UTC"
-    info_url: StrictStr = "https://example.org/emergency"
-    hotline: StrictStr = "+1 555 0100"
+    info_url: Annotated[StrictStr, AfterValidator(_web_address)] = "https://example.org/emergency"
+    hotline: Annotated[StrictStr, Field(min_length=3)] = "+1 555 0100"
 
 
 class PathSettings(_Section):

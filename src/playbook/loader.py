@@ -163,19 +163,26 @@ def _explain(error: Any, loc: Loc) -> tuple[str, str]:
     if kind in ("literal_error", "enum"):
         expected = error.get("ctx", {}).get("expected", "")
         return f"{given!r} is not allowed here", f"use one of {expected}"
+    if kind == "too_short" and error.get("ctx", {}).get("min_length") == 1:
+        return f"`{last}` is empty", f"add at least one entry under `{last}`"
+    if kind == "string_too_short":
+        return "the text is empty", "write something, or remove the key"
     if kind in ("too_short", "too_long", "greater_than_equal", "less_than_equal",
-                "string_too_short", "string_too_long"):
+                "string_too_long"):
         return str(error["msg"]).lower(), "see the schema (`playbook schema`)"
     return str(error["msg"]), "see the schema (`playbook schema`)"
 
 
 def _pattern_hint(loc: Loc) -> str:
-    if loc and loc[0] == "steps":
+    last = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    if loc[:1] == ("steps",) and last == "id":
         return "step ids are lower-kebab-case, e.g. brief-intermediaries"
     if loc == ("id",):
         return "playbook ids are lower-kebab-case, e.g. hate-incident"
-    if loc and loc[0] == "languages":
+    if loc[:1] == ("languages",):
         return "use a BCP 47 language tag such as en, ar or fa-AF"
+    if last == "message":
+        return "template keys are lower_snake_case folder names, e.g. public_statement_initial"
     return "use lower_snake_case, e.g. incident_lead"
 
 
@@ -221,6 +228,9 @@ def load_checked(path: Path, *, city: dict[str, str], timezone: ZoneInfo,
                  templates_root: Path | None = None, start: datetime | None = None,
                  ) -> CheckedPlaybook:
     """Load a playbook and run every cross-check; raise `BadInput` listing all problems."""
+    if templates_root is not None and not templates_root.is_dir():
+        raise BadInput.one(str(templates_root), "the templates folder does not exist",
+                           "fix [paths] templates in the settings, or remove it")
     loaded = load_playbook(path)
     pb = loaded.playbook
     root = templates_root or find_templates_root(path)

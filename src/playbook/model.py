@@ -311,9 +311,18 @@ class Playbook(_Frozen):
     roles: dict[Slug, Role] = Field(min_length=1)
     steps: tuple[Step, ...] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _parameter_names_free(self) -> Playbook:
+        taken = sorted(set(self.parameters) & RESERVED_NAMES)
+        if taken:
+            raise ValueError(f"the parameter name `{taken[0]}` is reserved for the built-in "
+                             "template values — choose another name")
+        return self
+
     def message_steps(self) -> list[MessageStep]:
         """The steps that send messages, in file order."""
         return [s for s in self.steps if isinstance(s, MessageStep)]
 
 
+RESERVED_NAMES = frozenset({"city", "incident", "range", "loop", "self"})
 PARAMETER_REF = re.compile(r"^\{\{\s*([a-z][a-z0-9_]*)\s*\}\}$")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playbook.errors import BadInput, Problem
@@ -34,7 +34,18 @@ class Occurrence:
 
     def when(self, start: datetime) -> datetime | None:
         """Wall-clock time, or None when the step waits for an event."""
-        return None if self.event else start + self.offset
+        return None if self.event else after(start, self.offset)
+
+
+def after(start: datetime, offset: timedelta) -> datetime:
+    """`start + offset` in real elapsed time, shown in start's zone.
+
+    Plain `+` on an aware datetime adds wall-clock time, which is an hour off across a
+    daylight-saving change: 45 minutes after 01:30 on the spring-forward night is 03:15, not 02:15.
+    """
+    if start.tzinfo is None:
+        return start + offset
+    return (start.astimezone(UTC) + offset).astimezone(start.tzinfo)
 
 
 def timeline(playbook: Playbook, *, repeats: int = 3) -> list[Occurrence]:

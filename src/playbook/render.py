@@ -246,7 +246,8 @@ class Renderer:
         except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError,
                 RecursionError, LookupError) as exc:
             line = _template_line(exc, source.path)
-            what = str(exc).replace("'", "`")
+            what = str(exc).replace("'", "`").replace("`dict object` has no attribute",
+                                                       "there is no value")
             hint = "pass it as a parameter or use one listed in docs/templates.md"
             if isinstance(exc, LimitExceeded):
                 hint = "keep key messages simple: no large loops, repetition or arithmetic"

@@ -102,11 +102,10 @@ def parse_yaml(text: str, name: str) -> Document:
         builder.run(YAML(typ="rt").parse(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = (exc.problem or exc.context or "invalid YAML").strip()
+        message, hint = _plain_words((exc.problem or exc.context or "invalid YAML").strip())
         context = exc.context_mark
         if exc.context and context is not None and mark is not None and context.line != mark.line:
-            message += f" ({exc.context.strip()} at line {context.line + 1})"
-        hint = "fix the YAML syntax"
+            message += f" (it starts at line {context.line + 1})"
         if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
             hint = "indent with spaces, not tabs"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -118,6 +117,32 @@ def parse_yaml(text: str, name: str) -> Document:
     if builder.problems:
         raise BadInput(builder.problems)
     return Document(name, builder.result, builder.values, builder.keys)
+
+
+_PARSER_WORDS = [
+    ("expected <block end>", "this line is indented differently from the lines above it",
+     "line it up with its siblings, using spaces"),
+    ("mapping values are not allowed here", "a `key: value` cannot start here",
+     "check the indentation, or quote a value that contains \": \""),
+    ("could not find expected ':'", "a line here is not `key: value`",
+     "add the colon, or quote the text"),
+    ("found character '\\t'", "a tab character is used for indentation",
+     "indent with spaces, not tabs"),
+    ("expected ',' or ']'", "a [list] is not closed properly",
+     "separate items with commas and close it with ]"),
+    ("expected ',' or '}'", "a {mapping} is not closed properly",
+     "separate entries with commas and close it with }"),
+    ("found unexpected end of stream", "the file ends inside a quoted value or bracket",
+     "close the quote or bracket"),
+]
+
+
+def _plain_words(parser_message: str) -> tuple[str, str]:
+    """Say what ruamel's parser means in a city comms officer's words, keeping its detail."""
+    for needle, message, hint in _PARSER_WORDS:
+        if needle in parser_message:
+            return message, hint
+    return parser_message, "fix the YAML syntax"
 
 
 def _char_at(text: str, line: int, col: int) -> str:

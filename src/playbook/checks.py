@@ -19,6 +19,7 @@ from playbook.render import (
     TemplateError,
     TemplateLibrary,
     TemplateSource,
+    html_problems,
 )
 
 Locate = Callable[[Loc, str, str], Problem]
@@ -167,6 +168,7 @@ def _templates(pb: Playbook, locate: Locate, templates: TemplateLibrary, root: s
             if (step.message, lang) in checked and step.cerc is None:
                 continue
             checked.add((step.message, lang))
+            yield from _choice_tests(pb, source, renderer)
             seen: set[str] = set()
             for variant in variants:
                 for problem in _render_checks(step, source, renderer, {**context(step), **variant}):
@@ -174,6 +176,16 @@ def _templates(pb: Playbook, locate: Locate, templates: TemplateLibrary, root: s
                     if problem.message not in seen:
                         seen.add(problem.message)
                         yield _with_variant(problem, variant)
+
+
+def _choice_tests(pb: Playbook, source: TemplateSource,
+                  renderer: Renderer) -> Iterator[Problem]:
+    for name, value, line in renderer.comparisons(source):
+        parameter = pb.parameters.get(name)
+        if parameter and parameter.choices and value not in parameter.choices:
+            yield Problem(source.path, line, None, "", f"`{name}` is never {value!r}, so this "
+                          "branch can never be taken", "use one of: " + ", ".join(
+                              parameter.choices))
 
 
 def _with_variant(problem: Problem, variant: Mapping[str, str]) -> Problem:
@@ -190,6 +202,10 @@ def _render_checks(step: MessageStep, source: TemplateSource, renderer: Renderer
     except TemplateError as exc:
         yield from exc.problems
         return
+    for message in html_problems(rendered.text):
+        yield Problem(source.path, None, None, "", message,
+                      "use only <b>, <i>, <u>, <s>, <a href>, <code>, <pre>, <blockquote>, "
+                      "each closed")
     if len(rendered.text) > renderer.max_chars:
         yield Problem(source.path, None, None, "", f"renders to {len(rendered.text):,} "
                       f"characters, over Telegram's {renderer.max_chars:,}",

@@ -24,6 +24,7 @@ from pydantic import (
     StrictStr,
     Tag,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -311,13 +312,14 @@ class Playbook(_Frozen):
     roles: dict[Slug, Role] = Field(min_length=1)
     steps: tuple[Step, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _parameter_names_free(self) -> Playbook:
-        taken = sorted(set(self.parameters) & RESERVED_NAMES)
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_names_free(cls, parameters: dict[str, Parameter]) -> dict[str, Parameter]:
+        taken = sorted(set(parameters) & RESERVED_NAMES)
         if taken:
             raise ValueError(f"the parameter name `{taken[0]}` is reserved for the built-in "
                              "template values — choose another name")
-        return self
+        return parameters
 
     def message_steps(self) -> list[MessageStep]:
         """The steps that send messages, in file order."""

@@ -10,10 +10,12 @@ template, so `validate` can promise a template renders quickly in a crisis.
 
 from __future__ import annotations
 
+import difflib
 import operator
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,6 +56,10 @@ NATIVE_DIGITS = {
     "mymr": "၀၁၂၃၄၅၆၇၈၉",
 }
 FSI, LRI, PDI, RLM = "\u2068", "\u2066", "\u2069", "\u200f"
+BIDI_CONTROLS = frozenset(
+    "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+TELEGRAM_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a",
+                           "code", "pre", "tg-spoiler", "span", "blockquote"})
 
 EXERCISE_BANNER = {
     "en": "EXERCISE — EXERCISE — EXERCISE",
@@ -265,6 +271,52 @@ class Renderer:
                         "rtl" if is_rtl(source.lang) else "ltr", blocks)
 
 
+    def comparisons(self, source: TemplateSource) -> list[tuple[str, str, int]]:
+        """`(name, constant, line)` for each `name == "constant"` test in the template.
+
+        Lets the validator catch `what == "asault"`, a branch that would never be taken.
+        """
+        try:
+            tree = self._environment(source.lang).parse(source.text, source.key, source.path)
+        except TemplateSyntaxError:
+            return []  # reported when rendering
+        found = []
+        for compare in tree.find_all(nodes.Compare):
+            operands = [compare.expr, *(op.expr for op in compare.ops)]
+            names = [o.name for o in operands if isinstance(o, nodes.Name)]
+            consts = [o.value for o in operands
+                      if isinstance(o, nodes.Const) and isinstance(o.value, str)]
+            if len(names) == 1 and consts:
+                found += [(names[0], value, compare.lineno) for value in consts]
+        return found
+
+
+def html_problems(text: str) -> list[str]:
+    """What Telegram's HTML parser would refuse: unknown tags and unbalanced ones."""
+    checker = _TagChecker()
+    checker.feed(text)
+    checker.close()
+    return checker.problems + [f"<{tag}> is never closed" for tag in reversed(checker.open)]
+
+
+class _TagChecker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in TELEGRAM_TAGS:
+            self.problems.append(f"<{tag}> is not a tag Telegram shows")
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            self.problems.append(f"</{tag}> closes a tag that is not open")
+        else:
+            self.open.pop()
+
+
 class _TooLong(Exception):
     pass
 
@@ -326,6 +378,15 @@ def _walk(node: nodes.Node, path: str, depth: int) -> Iterator[Problem]:
     def problem(message: str, hint: str) -> Problem:
         return Problem(path, line, None, "", message, hint)
 
+    if isinstance(node, nodes.Block) and node.name not in CERC_BLOCKS:
+        close = difflib.get_close_matches(node.name, list(CERC_BLOCKS), n=1)
+        yield problem(f"unknown block `{node.name}`", f"did you mean `{close[0]}`?" if close
+                      else "blocks name first-message elements: " + ", ".join(CERC_BLOCKS))
+    if isinstance(node, nodes.TemplateData):
+        typed = sorted({f"U+{ord(c):04X}" for c in node.data if c in BIDI_CONTROLS})
+        if typed:
+            yield problem(f"typed bidi control character {', '.join(typed)}",
+                          "remove it; right-to-left text is isolated automatically")
     for kind, what in _FORBIDDEN.items():
         if isinstance(node, kind):
             yield problem(f"{what} are not allowed in message templates", "write the text out")

@@ -44,13 +44,24 @@ def test_plan_shows_the_timeline_in_the_city_time_zone(cli: Cli) -> None:
     lines = result.out.splitlines()
     statement = next(line for line in lines if "first-statement" in line)
     assert "+1h" in statement
-    assert "Fri 15:00" in statement
+    assert " 15:00 " in statement
     assert "Spokesperson or Incident lead" in statement
-    assert "en ar es fr uk fa" in statement
-    assert "update message #3" in result.out
+    assert "all 6" in statement
+    assert "languages en ar es fr uk fa" in result.out
+    assert "message #3" in result.out
+    assert "on stand_down" in result.out
     assert "Sat 02:00" in result.out
     assert "location=Old Town" in result.out
     assert "Example values used for: community, support_point, what" in result.out
+
+
+def test_plan_fits_a_narrow_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns no line of the plan is wider than the terminal."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("plan", "hate-incident", "--start", "2026-05-01T14:00")
+    assert result.code == 0
+    assert max(len(line) for line in result.out.splitlines()) <= 80
+    assert "Incident lead" in result.out
 
 
 def test_plan_by_path_and_repeats(cli: Cli) -> None:
@@ -58,7 +69,8 @@ def test_plan_by_path_and_repeats(cli: Cli) -> None:
     result = cli("plan", "protocols/hate_incident.yaml", "--repeats", "5",
                  "--start", "2026-05-01T14:00")
     assert result.code == 0
-    assert "update message #5" in result.out
+    assert "message #5" in result.out
+    assert "message #6" not in result.out
 
 
 @pytest.mark.parametrize(("args", "error"), [

@@ -7,9 +7,10 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -19,8 +20,8 @@ from playbook.config import Settings, load_settings
 from playbook.duration import format_duration
 from playbook.errors import BadInput, PlaybookError, Problem
 from playbook.loader import CheckedPlaybook, load_checked, model_json_schema
-from playbook.model import InjectStep, MessageStep, TaskStep
-from playbook.plan import approval, bind_parameters, timeline, who
+from playbook.model import InjectStep, MessageStep, Playbook, TaskStep
+from playbook.plan import Occurrence, approval, bind_parameters, timeline, who
 from playbook.yamlfile import load_yaml
 
 app = typer.Typer(
@@ -175,38 +176,56 @@ def plan(
     examples = {k: str(p.example) for k, p in pb.parameters.items() if k not in given}
     values = bind_parameters(pb, {**examples, **given}, "--param", settings.zone)
     begin = _start(start, settings)
-    table = Table(title=f"[bold]{pb.title}[/bold]  [dim]{pb.id} · {pb.kind.value}[/dim]\n"
-                  f"activated {begin:%a %d %b %Y %H:%M} ({settings.city.timezone})",
-                  title_justify="left", expand=False, pad_edge=False)
-    table.add_column("offset", no_wrap=True)
-    table.add_column("time", no_wrap=True)
-    table.add_column("step", no_wrap=True)
-    table.add_column("role or audience", ratio=3, overflow="fold")
-    table.add_column("languages", ratio=1)
-    table.add_column("approval", ratio=2, overflow="fold")
-    for occ in timeline(pb, repeats=repeats):
-        step = occ.step
-        moment = occ.when(begin)
-        offset = f"{occ.event} +{format_duration(occ.offset)}" if occ.event \
-            else "+" + format_duration(occ.offset)
-        kind = "task" if isinstance(step, TaskStep) else \
-            "inject" if isinstance(step, InjectStep) else "message"
-        label = Text(step.id, style="bold" if kind == "message" else "")
-        label.append(f" {kind}", style="dim")
-        if step.every is not None:
-            label.append(f" #{occ.number}", style="cyan")
-            if occ.number == 1:
-                label.append(f"\nevery {format_duration(step.every)} until {step.repeat_until}",
-                             style="dim")
-        languages = " ".join(pb.languages) if isinstance(step, MessageStep) else ""
-        table.add_row(offset, moment.strftime("%a %H:%M") if moment else "—", label,
-                      Text(who(step, pb, values)), languages, approval(step, pb))
-    out.print(table)
+    out.print(f"[bold]{pb.title}[/bold]  [dim]{pb.id} · {pb.kind.value}[/dim]\n"
+              f"activated {begin:%a %d %b %Y %H:%M} ({settings.city.timezone}) · "
+              f"languages {' '.join(pb.languages)}")
+    occurrences = timeline(pb, repeats=repeats)
+    events = sorted({o.event for o in occurrences if o.event})
+    for event in [None, *events]:
+        rows = [o for o in occurrences if o.event == event]
+        table = _timeline_table(f"on {event}" if event else "", with_time=event is None)
+        for occ in rows:
+            table.add_row(*_timeline_row(occ, pb, values, begin, with_time=event is None))
+        out.print(table)
     if examples:
         out.print(Text("Example values used for: " + ", ".join(sorted(examples))
                        + " (give them with --param name=value)", style="dim"))
     shown = ", ".join(f"{k}={v}" for k, v in values.items())
     out.print(Text(f"Parameters: {shown}", style="dim"))
+
+
+def _timeline_table(title: str, *, with_time: bool) -> Table:
+    table = Table(title=title or None, title_justify="left", title_style="bold", expand=False,
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("offset", no_wrap=True)
+    if with_time:
+        table.add_column("time", no_wrap=True)
+    table.add_column("step", min_width=14, overflow="fold")
+    table.add_column("role or audience", min_width=14, ratio=3, overflow="fold")
+    table.add_column("langs", min_width=5)
+    table.add_column("approval", min_width=10, ratio=2, overflow="fold")
+    return table
+
+
+def _timeline_row(occ: Occurrence, pb: Playbook, values: dict[str, Any], begin: datetime,
+                  *, with_time: bool) -> list[str | Text]:
+    step = occ.step
+    kind = "task" if isinstance(step, TaskStep) else \
+        "inject" if isinstance(step, InjectStep) else "message"
+    label = Text(step.id, style="bold" if kind == "message" else "")
+    label.append(f"\n{kind}", style="dim")
+    if step.every is not None:
+        label.append(f" #{occ.number}", style="cyan")
+        if occ.number == 1:
+            label.append(f", every {format_duration(step.every)} until {step.repeat_until}",
+                         style="dim")
+    row: list[str | Text] = ["+" + format_duration(occ.offset)]
+    if with_time:
+        moment = occ.when(begin)
+        row.append("—" if moment is None else moment.strftime(
+            "%H:%M" if moment.date() == begin.date() else "%a %H:%M"))
+    languages = f"all {len(pb.languages)}" if isinstance(step, MessageStep) else ""
+    return [*row, label, Text(who(step, pb, values)), languages, approval(step, pb)]
 
 
 def _start(text: str | None, settings: Settings) -> datetime:

@@ -145,3 +145,36 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith(f"{bad}:3:1: ")
     assert "Traceback" not in done.stderr
+
+
+def test_preview_shows_each_language_as_recipients_read_it(cli: Cli) -> None:
+    """`preview` renders a step in the chosen languages with the given parameters."""
+    result = cli("preview", "hate-incident", "first-statement", "-l", "en", "-l", "fa",
+                 "-p", "what=assault", "-p", "location=Old Town",
+                 "--config", "examples/playbook.toml", "--start", "2026-05-01T14:00")
+    assert result.code == 0, result.err
+    assert "first-statement · en" in result.out
+    assert "first-statement · fa" in result.out
+    assert "attack on members of our community at Old Town" in result.out
+    assert "next update at 6:00" in result.out
+    assert "۱۸:۰۰" in result.out
+    assert "<b>" not in result.out
+    assert "· ar" not in result.out
+
+
+def test_preview_exercise_banner(cli: Cli) -> None:
+    """With --exercise every message starts with the localized exercise banner."""
+    result = cli("preview", "hate-incident", "update", "-l", "uk", "--exercise")
+    assert result.code == 0
+    assert "НАВЧАННЯ — НАВЧАННЯ — НАВЧАННЯ" in result.out
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["preview", "hate-incident", "confirm-facts"], "confirm-facts: no such message step"),
+    (["preview", "hate-incident", "-l", "de"], "--lang: de is not a language of this playbook"),
+])
+def test_preview_bad_input(cli: Cli, args: list[str], error: str) -> None:
+    """Asking for a step or language the playbook lacks is bad input, exit 2."""
+    result = cli(*args)
+    assert result.code == 2
+    assert result.err.startswith(error)

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from datetime import datetime
+from html import unescape
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from playbook import __version__
+from playbook.checks import message_context
 from playbook.config import Settings, load_settings
 from playbook.duration import format_duration
 from playbook.errors import BadInput, PlaybookError, Problem
 from playbook.loader import CheckedPlaybook, load_checked, model_json_schema
 from playbook.model import InjectStep, MessageStep, Playbook, TaskStep
 from playbook.plan import Occurrence, approval, bind_parameters, timeline, who
+from playbook.render import Renderer
 from playbook.yamlfile import load_yaml
 
 app = typer.Typer(
@@ -29,7 +34,9 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(highlight=False)
+def _out() -> Console:
+    # Made per call, so COLUMNS and NO_COLOR are read when the command runs, not at import.
+    return Console(highlight=False)
 
 ConfigOption = Annotated[
     Path | None,
@@ -40,7 +47,7 @@ ConfigOption = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"playbook {__version__}")
+        _out().print(f"playbook {__version__}")
         raise typer.Exit()
 
 
@@ -109,11 +116,11 @@ def validate(
             continue
         ids[pb.id] = str(path)
         templates = len({s.message for s in pb.message_steps()})
-        out.print(f"[green]ok[/green]  {path}  ({len(pb.steps)} steps, {templates} messages"
+        _out().print(f"[green]ok[/green]  {path}  ({len(pb.steps)} steps, {templates} messages"
                   f" × {len(pb.languages)} languages)")
     if problems:
         raise BadInput(problems)
-    out.print(f"{len(files)} playbook{'s' if len(files) != 1 else ''} valid.")
+    _out().print(f"{len(files)} playbook{'s' if len(files) != 1 else ''} valid.")
 
 
 def _resolve(name: str, settings: Settings) -> Path:
@@ -176,7 +183,7 @@ def plan(
     examples = {k: str(p.example) for k, p in pb.parameters.items() if k not in given}
     values = bind_parameters(pb, {**examples, **given}, "--param", settings.zone)
     begin = _start(start, settings)
-    out.print(f"[bold]{pb.title}[/bold]  [dim]{pb.id} · {pb.kind.value}[/dim]\n"
+    _out().print(f"[bold]{pb.title}[/bold]  [dim]{pb.id} · {pb.kind.value}[/dim]\n"
               f"activated {begin:%a %d %b %Y %H:%M} ({settings.city.timezone}) · "
               f"languages {' '.join(pb.languages)}")
     occurrences = timeline(pb, repeats=repeats)
@@ -186,12 +193,12 @@ def plan(
         table = _timeline_table(f"on {event}" if event else "", with_time=event is None)
         for occ in rows:
             table.add_row(*_timeline_row(occ, pb, values, begin, with_time=event is None))
-        out.print(table)
+        _out().print(table)
     if examples:
-        out.print(Text("Example values used for: " + ", ".join(sorted(examples))
+        _out().print(Text("Example values used for: " + ", ".join(sorted(examples))
                        + " (give them with --param name=value)", style="dim"))
     shown = ", ".join(f"{k}={v}" for k, v in values.items())
-    out.print(Text(f"Parameters: {shown}", style="dim"))
+    _out().print(Text(f"Parameters: {shown}", style="dim"))
 
 
 def _timeline_table(title: str, *, with_time: bool) -> Table:
@@ -239,6 +246,81 @@ def _start(text: str | None, settings: Settings) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=settings.zone)
     return moment.astimezone(settings.zone)
+
+
+@app.command()
+def preview(
+    playbook: Annotated[str, typer.Argument(help="A playbook file, or its id.")],
+    step: Annotated[str | None, typer.Argument(
+        help="A message step id (default: every message step).")] = None,
+    lang: Annotated[list[str] | None, typer.Option(
+        "--lang", "-l", help="Only these languages (repeatable).")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="An activation parameter, name=value (repeatable).")] = None,
+    start: Annotated[str | None, typer.Option(
+        help="Activation time, ISO 8601 (default: now).")] = None,
+    exercise: Annotated[bool, typer.Option(
+        "--exercise", help="Show the exercise banner drills carry.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show messages exactly as recipients will read them, in each language."""
+    settings = load_settings(config)
+    checked = _check(_resolve(playbook, settings), settings)
+    pb = checked.playbook
+    steps = [s for s in pb.message_steps() if step is None or s.id == step]
+    if not steps:
+        raise BadInput.one(step or playbook, "no such message step", "use one of: "
+                           + ", ".join(s.id for s in pb.message_steps()))
+    languages = lang or list(pb.languages)
+    unknown = [code for code in languages if code not in pb.languages]
+    if unknown:
+        raise BadInput.one("--lang", f"{', '.join(unknown)} is not a language of this playbook",
+                           "use one of: " + ", ".join(pb.languages))
+    given = _parse_params(param or [])
+    examples = {k: str(p.example) for k, p in pb.parameters.items() if k not in given}
+    values = bind_parameters(pb, {**examples, **given}, "--param", settings.zone)
+    begin = _start(start, settings)
+    renderer = Renderer(settings.zone)
+    console = _out()
+    for message_step in steps:
+        context = message_context(pb, values, settings.city_values(), begin, "PREVIEW",
+                                  message_step)
+        for code in languages:
+            source = checked.templates.get(message_step.message, code)
+            if source is None:  # pragma: no cover - load_checked guarantees every language
+                continue
+            rendered = renderer.render(source, context, exercise=exercise)
+            console.print(Panel(
+                _styled(rendered.text), title=f"[bold]{message_step.id}[/bold] · {code}",
+                title_align="left", subtitle=f"{len(rendered.text):,} characters · "
+                f"{rendered.direction} · {approval(message_step, pb)}", subtitle_align="right",
+                expand=False, width=min(console.width, 88)))
+    if examples:
+        console.print(Text("Example values used for: " + ", ".join(sorted(examples)),
+                           style="dim"))
+
+
+_TAG = re.compile(r"<(/?)(b|strong|i|em|u|s|code)>")
+_STYLE = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
+          "s": "strike", "code": "cyan"}
+
+
+def _styled(html: str) -> Text:
+    """Telegram HTML shown with terminal styles; entities unescaped."""
+    text = Text()
+    active: list[str] = []
+    position = 0
+    for match in _TAG.finditer(html):
+        text.append(unescape(html[position:match.start()]), style=" ".join(active))
+        style = _STYLE[match.group(2)]
+        if match.group(1):
+            if style in active:
+                active.remove(style)
+        else:
+            active.append(style)
+        position = match.end()
+    text.append(unescape(html[position:]), style=" ".join(active))
+    return text
 
 
 @app.command()

@@ -153,6 +153,14 @@ def _ids(files: list[Path]) -> set[str]:
     return ids
 
 
+def _bind(pb: Playbook, pairs: list[str], settings: Settings) -> tuple[dict[str, Any], list[str]]:
+    """The activation values from `--param`, examples filling the gaps, and which were filled."""
+    given = _parse_params(pairs)
+    examples = {k: str(p.example) for k, p in pb.parameters.items() if k not in given}
+    values = bind_parameters(pb, {**examples, **given}, "--param", settings.zone)
+    return values, sorted(examples)
+
+
 def _parse_params(pairs: list[str]) -> dict[str, str]:
     values: dict[str, str] = {}
     for pair in pairs:
@@ -179,9 +187,7 @@ def plan(
     settings = load_settings(config)
     checked = _check(_resolve(playbook, settings), settings)
     pb = checked.playbook
-    given = _parse_params(param or [])
-    examples = {k: str(p.example) for k, p in pb.parameters.items() if k not in given}
-    values = bind_parameters(pb, {**examples, **given}, "--param", settings.zone)
+    values, examples = _bind(pb, param or [], settings)
     begin = _start(start, settings)
     _out().print(f"[bold]{pb.title}[/bold]  [dim]{pb.id} · {pb.kind.value}[/dim]\n"
               f"activated {begin:%a %d %b %Y %H:%M} ({settings.city.timezone}) · "
@@ -195,7 +201,7 @@ def plan(
             table.add_row(*_timeline_row(occ, pb, values, begin, with_time=event is None))
         _out().print(table)
     if examples:
-        _out().print(Text("Example values used for: " + ", ".join(sorted(examples))
+        _out().print(Text("Example values used for: " + ", ".join(examples)
                        + " (give them with --param name=value)", style="dim"))
     shown = ", ".join(f"{k}={v}" for k, v in values.items())
     _out().print(Text(f"Parameters: {shown}", style="dim"))
@@ -276,9 +282,7 @@ def preview(
     if unknown:
         raise BadInput.one("--lang", f"{', '.join(unknown)} is not a language of this playbook",
                            "use one of: " + ", ".join(pb.languages))
-    given = _parse_params(param or [])
-    examples = {k: str(p.example) for k, p in pb.parameters.items() if k not in given}
-    values = bind_parameters(pb, {**examples, **given}, "--param", settings.zone)
+    values, examples = _bind(pb, param or [], settings)
     begin = _start(start, settings)
     renderer = Renderer(settings.zone)
     console = _out()
@@ -296,7 +300,7 @@ def preview(
                 f"{rendered.direction} · {approval(message_step, pb)}", subtitle_align="right",
                 expand=False, width=min(console.width, 88)))
     if examples:
-        console.print(Text("Example values used for: " + ", ".join(sorted(examples)),
+        console.print(Text("Example values used for: " + ", ".join(examples),
                            style="dim"))
 
 

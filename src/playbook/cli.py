@@ -129,27 +129,24 @@ def _resolve(name: str, settings: Settings) -> Path:
         return path
     folder = settings.base_dir / settings.paths.protocols
     files, _ = _playbook_files([folder]) if folder.is_dir() else ([], [])
-    for candidate in files:
-        try:
-            document = load_yaml(candidate)
-        except BadInput:
-            continue
-        if isinstance(document.data, dict) and document.data.get("id") == name:
-            return candidate
-    known = ", ".join(sorted(_ids(files))) or "none"
+    ids = _ids(files)
+    if name in ids:
+        return ids[name]
+    known = ", ".join(sorted(ids)) or "none"
     raise BadInput.one(name, "no such playbook file or id",
                        f"give a path, or one of the ids in {folder}/: {known}")
 
 
-def _ids(files: list[Path]) -> set[str]:
-    ids = set()
+def _ids(files: list[Path]) -> dict[str, Path]:
+    """Each readable playbook's `id`, first file wins; broken files are for `validate`."""
+    ids: dict[str, Path] = {}
     for path in files:
         try:
             data = load_yaml(path).data
         except BadInput:
             continue
         if isinstance(data, dict) and isinstance(data.get("id"), str):
-            ids.add(data["id"])
+            ids.setdefault(data["id"], path)
     return ids
 
 

@@ -6,7 +6,7 @@ answers them for a planned activation, which is what `playbook plan` shows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,9 +75,9 @@ def who(step: Step, playbook: Playbook, values: Mapping[str, Any] | None = None)
         role = playbook.roles.get(step.role)
         return role.title if role else step.role
     if isinstance(step, InjectStep):
-        titles = [playbook.roles[r].title if r in playbook.roles else r for r in step.roles]
+        titles = _titles(step.roles, playbook)
         return "drill players: " + (", ".join(titles) or "all")
-    parts = [playbook.roles[r].title if r in playbook.roles else r for r in step.to.roles]
+    parts = _titles(step.to.roles, playbook)
     if step.to.intermediaries is not None:
         chosen = {k: _fill(v, values or {}) for k, v in
                   step.to.intermediaries.model_dump(exclude_none=True).items()}
@@ -88,6 +88,10 @@ def who(step: Step, playbook: Playbook, values: Mapping[str, Any] | None = None)
     if step.to.public:
         parts.append("public: " + ", ".join(step.to.public))
     return "; ".join(parts)
+
+
+def _titles(roles: Iterable[str], playbook: Playbook) -> list[str]:
+    return [playbook.roles[r].title if r in playbook.roles else r for r in roles]
 
 
 def _fill(value: str, values: Mapping[str, Any]) -> str:
@@ -103,7 +107,7 @@ def approval(step: Step, playbook: Playbook) -> str:
         return "pre-approved (life safety)"
     if not step.approval:
         return "none (internal)"
-    titles = [playbook.roles[r].title if r in playbook.roles else r for r in step.approval]
+    titles = _titles(step.approval, playbook)
     return " or ".join(titles)
 
 

@@ -160,8 +160,12 @@ class Renderer:
         self.timezone = timezone
         self.max_chars = max_chars
         self._cache: dict[tuple[str, str, str], Any] = {}
+        self._environments: dict[str, _BoundedSandbox] = {}
 
     def _environment(self, lang: str) -> _BoundedSandbox:
+        """One sandbox per language, made once: its filters format for that language."""
+        if lang in self._environments:
+            return self._environments[lang]
         rtl = is_rtl(lang)
 
         def finalize(value: Any) -> Any:
@@ -179,13 +183,13 @@ class Renderer:
         )
         env.globals = {"range": _bounded_range}
         env.filters = {name: env.filters[name] for name in SAFE_FILTERS}
-        env.filters.update(self._locale_filters(lang))
+        env.filters.update(self._locale_filters(lang, rtl=rtl))
+        self._environments[lang] = env
         return env
 
-    def _locale_filters(self, lang: str) -> dict[str, Callable[..., str]]:
+    def _locale_filters(self, lang: str, *, rtl: bool) -> dict[str, Callable[..., str]]:
         locale = Locale.parse(lang, sep="-")
         tz = self.timezone
-        rtl = is_rtl(lang)
 
         # babel keeps Latin digits; Persian readers expect their own (۱۵:۰۰).
         digits = str.maketrans("0123456789", NATIVE_DIGITS.get(

@@ -64,3 +64,23 @@ class BadInput(PlaybookError):
 
 class RuntimeFailure(PlaybookError):
     """The input was fine but something outside it failed (disk, database, network)."""
+
+
+class SendFailed(RuntimeFailure):
+    """A channel could not deliver one message; the dispatcher decides what happens next.
+
+    `retryable`: try again later (after `retry_after` seconds when the channel says so).
+    `outcome_unknown`: the request may have reached the recipient (a timeout after sending), so a
+    retry may duplicate it; the dispatcher counts these.
+    `gone`: the address will never work again (the user blocked the bot, the mailbox is gone);
+    the recipient's channel is marked inactive and the community liaison is told.
+    """
+
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None,
+                 outcome_unknown: bool = False, gone: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+        self.gone = gone

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -29,7 +30,7 @@ from pydantic import (
 )
 
 from playbook.duration import HINT as DURATION_HINT
-from playbook.duration import parse_duration
+from playbook.duration import format_duration, parse_duration
 
 MAX_OFFSET = timedelta(days=30)
 MIN_REPEAT = timedelta(minutes=5)
@@ -53,6 +54,8 @@ def _duration(value: object) -> timedelta:
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
+    # Frozen incidents store the playbook as JSON; durations must read back in as written.
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema(
         {
             "type": "string",

@@ -69,6 +69,24 @@ def timeline(playbook: Playbook, *, repeats: int = 3) -> list[Occurrence]:
     return timed + waiting
 
 
+def due_at(step: Step, start: datetime, number: int = 1) -> datetime | None:
+    """When occurrence `number` of a timed step is due; None for a step that waits for an event.
+
+    Repeats are counted from the plan, not from when the last one fired, so they never drift.
+    """
+    if step.on is not None:
+        return None
+    if step.every is None:
+        return after(start, step.at or timedelta(0)) if number == 1 else None
+    first = step.at if step.at is not None else step.every
+    return after(start, first + (number - 1) * step.every)
+
+
+def due_after_event(step: Step, event_at: datetime) -> datetime:
+    """When a step triggered by an event (`on: stand_down`, `at: 1d`) is due."""
+    return after(event_at, step.at or timedelta(0))
+
+
 def who(step: Step, playbook: Playbook, values: Mapping[str, Any] | None = None) -> str:
     """The role or audience of a step, as a person would say it, parameters filled in."""
     if isinstance(step, TaskStep):

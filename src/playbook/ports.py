@@ -1,0 +1,169 @@
+"""What the engine and the dispatcher need from the database, as plain records and a protocol.
+
+The store (`store.py`, SQLAlchemy) implements `Tx`; the orchestration layer sees only this, so it
+never imports a database library and tests of the flow run on the real store all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from playbook.delivery import Delivery
+from playbook.directory import Assignment
+from playbook.events import Event
+
+Mode = Literal["actual", "exercise"]
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    """One activation of a playbook, with the exact version it started with."""
+
+    id: str
+    playbook_id: str
+    title: str
+    kind: str
+    version: str
+    frozen: Mapping[str, Any]
+    """{"playbook": model JSON, "templates": {key: {lang: text}}, "city": {...}, "timezone": ...}"""
+    mode: Mode
+    params: Mapping[str, Any]
+    started_at: datetime
+    activated_by: str
+    state: str = "open"
+    participants: tuple[str, ...] = ()
+    head_seq: int = 0
+    head_hash: str = ""
+
+    @property
+    def exercise(self) -> bool:
+        """Whether this incident is a drill."""
+        return self.mode == "exercise"
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    """One occurrence of a step the database says is, or will be, due."""
+
+    id: int
+    incident_id: str
+    step_id: str
+    number: int
+    due_at: datetime
+    state: str = "pending"
+    fired_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task handed to a role holder, with its deadline."""
+
+    incident_id: str
+    step_id: str
+    number: int
+    role: str
+    holder: str | None
+    due_by: datetime | None
+    done_at: datetime | None = None
+    done_by: str = ""
+    note: str = ""
+    overdue: bool = False
+
+
+@dataclass(frozen=True)
+class DraftRow:
+    """One language of a message waiting for a second person's approval."""
+
+    id: int
+    incident_id: str
+    step_id: str
+    number: int
+    lang: str
+    revision: int
+    subject: str
+    text: str
+    fingerprint: str
+    requested_by: str
+    requested_at: datetime
+    escalate_at: datetime | None
+    state: str = "pending"
+    escalated: bool = False
+    decided_by: str = ""
+    decided_at: datetime | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A delivery in the outbox, with its sending state."""
+
+    id: int
+    delivery: Delivery
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str = ""
+    reclaimed: int = 0
+    unknown_outcomes: int = 0
+
+
+class Tx(Protocol):
+    """One database transaction; everything in it commits together or not at all."""
+
+    def next_incident_id(self, year: int) -> str: ...
+    def insert_incident(self, incident: IncidentRow) -> None: ...
+    def incident(self, incident_id: str) -> IncidentRow | None: ...
+    def incidents(self, *, open_only: bool = False) -> list[IncidentRow]: ...
+    def set_state(self, incident_id: str, state: str) -> None: ...
+    def append(self, incident_id: str, kind: str, at: datetime, *, step_id: str = "",
+               actor: str = "", data: Mapping[str, Any] | None = None) -> Event: ...
+    def events(self, incident_id: str) -> list[Event]: ...
+    def insert_assignments(self, incident_id: str,
+                           assignments: Iterable[Assignment]) -> None: ...
+    def assignments(self, incident_id: str) -> list[Assignment]: ...
+    def add_schedule(self, incident_id: str, step_id: str, due_at: datetime,
+                     number: int | None = None) -> None: ...
+    def due(self, now: datetime, limit: int = 100) -> list[ScheduleRow]: ...
+    def claim_schedule(self, row_id: int, state: str, at: datetime) -> bool: ...
+    def cancel_pending(self, incident_id: str, step_ids: Sequence[str]) -> int: ...
+    def schedule(self, incident_id: str) -> list[ScheduleRow]: ...
+    def add_task(self, task: TaskRow) -> None: ...
+    def tasks(self, incident_id: str) -> list[TaskRow]: ...
+    def overdue_tasks(self, now: datetime) -> list[TaskRow]: ...
+    def update_task(self, incident_id: str, step_id: str, number: int,
+                    **changes: Any) -> None: ...
+    def add_draft(self, draft: DraftRow) -> int: ...
+    def drafts(self, incident_id: str, state: str | None = None) -> list[DraftRow]: ...
+    def drafts_to_escalate(self, now: datetime) -> list[DraftRow]: ...
+    def update_draft(self, draft_id: int, **changes: Any) -> None: ...
+    def enqueue(self, deliveries: Iterable[Delivery], now: datetime) -> int: ...
+    def claim(self, now: datetime, worker: str, lease_until: datetime,
+              limit: int) -> list[OutboxRow]: ...
+    def finish(self, row_id: int, state: str, *, at: datetime, error: str = "",
+               receipt: str = "", next_attempt_at: datetime | None = None,
+               unknown: bool = False) -> None: ...
+    def outbox(self, incident_id: str) -> list[OutboxRow]: ...
+    def outbox_counts(self, incident_id: str | None = None) -> dict[str, int]: ...
+    def next_wake(self) -> datetime | None: ...
+
+
+class Store(Protocol):
+    """A database: transactions, and its URL for messages."""
+
+    url: str
+
+    def begin(self) -> AbstractContextManager[Tx]:
+        """A transaction; commits on success, rolls back on any exception."""
+        ...
+
+
+def only(rows: Iterator[Any] | Sequence[Any]) -> Any:
+    """The single element of `rows` (a guard for lookups that must be unique)."""
+    items = list(rows)
+    if len(items) != 1:
+        raise LookupError(f"expected one row, found {len(items)}")
+    return items[0]

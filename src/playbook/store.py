@@ -1,0 +1,453 @@
+"""The database: SQLite by default (WAL, one writer at a time), PostgreSQL for a city's service.
+
+SQLAlchemy Core, no ORM: the engine asks for a handful of precise queries, each easy to read next
+to its table. Schema changes go through Alembic migrations (`playbook/migrations/`); this module's
+tables are what those migrations build, and a test compares the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from playbook.delivery import Delivery
+from playbook.directory import Assignment
+from playbook.errors import RuntimeFailure
+from playbook.events import GENESIS, Event, chain
+from playbook.ports import DraftRow, IncidentRow, OutboxRow, ScheduleRow, TaskRow
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which has no zones) too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None,
+                             dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+Text, Int, Time, Json = sa.Text, sa.Integer, UTCDateTime, sa.JSON
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("playbook_id", sa.String(64), nullable=False),
+    sa.Column("title", Text, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("frozen", Json, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("started_at", Time, nullable=False),
+    sa.Column("activated_by", Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("participants", Json, nullable=False),
+    sa.Column("head_seq", Int, nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+)
+events = sa.Table(
+    "events", metadata,
+    sa.Column("incident_id", sa.String(32), sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("seq", Int, primary_key=True, autoincrement=False),
+    sa.Column("at", Time, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("actor", Text, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+assignments = sa.Table(
+    "assignments", metadata,
+    sa.Column("incident_id", sa.String(32), sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("role", sa.String(64), primary_key=True),
+    sa.Column("holder", Text),
+    sa.Column("backup", Text),
+    sa.Column("note", Text, nullable=False),
+)
+schedule = sa.Table(
+    "schedule", metadata,
+    sa.Column("id", Int, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(32), sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("number", Int, nullable=False),
+    sa.Column("due_at", Time, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("fired_at", Time),
+    sa.UniqueConstraint("incident_id", "step_id", "number", name="uq_schedule_occurrence"),
+    sa.Index("ix_schedule_due", "state", "due_at"),
+)
+tasks = sa.Table(
+    "tasks", metadata,
+    sa.Column("incident_id", sa.String(32), sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("step_id", sa.String(64), primary_key=True),
+    sa.Column("number", Int, primary_key=True, autoincrement=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("holder", Text),
+    sa.Column("due_by", Time),
+    sa.Column("done_at", Time),
+    sa.Column("done_by", Text, nullable=False),
+    sa.Column("note", Text, nullable=False),
+    sa.Column("overdue", sa.Boolean, nullable=False),
+)
+drafts = sa.Table(
+    "drafts", metadata,
+    sa.Column("id", Int, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(32), sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("number", Int, nullable=False),
+    sa.Column("lang", sa.String(16), nullable=False),
+    sa.Column("revision", Int, nullable=False),
+    sa.Column("subject", Text, nullable=False),
+    sa.Column("text", Text, nullable=False),
+    sa.Column("fingerprint", sa.String(80), nullable=False),
+    sa.Column("requested_by", Text, nullable=False),
+    sa.Column("requested_at", Time, nullable=False),
+    sa.Column("escalate_at", Time),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("escalated", sa.Boolean, nullable=False),
+    sa.Column("decided_by", Text, nullable=False),
+    sa.Column("decided_at", Time),
+    sa.Column("params", Json, nullable=False),
+    sa.UniqueConstraint("incident_id", "step_id", "number", "lang", "revision",
+                        name="uq_draft_revision"),
+)
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", Int, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(400), nullable=False, unique=True),
+    sa.Column("incident_id", sa.String(32), sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("exercise", sa.Boolean, nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("number", Int, nullable=False),
+    sa.Column("recipient_id", Text, nullable=False),
+    sa.Column("recipient_name", Text, nullable=False),
+    sa.Column("lang", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("address", Text, nullable=False),
+    sa.Column("subject", Text, nullable=False),
+    sa.Column("text", Text, nullable=False),
+    sa.Column("meta", Json, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", Int, nullable=False),
+    sa.Column("next_attempt_at", Time, nullable=False),
+    sa.Column("lease_until", Time),
+    sa.Column("claimed_by", Text, nullable=False),
+    sa.Column("last_error", Text, nullable=False),
+    sa.Column("receipt", Text, nullable=False),
+    sa.Column("sent_at", Time),
+    sa.Column("reclaimed", Int, nullable=False),
+    sa.Column("unknown_outcomes", Int, nullable=False),
+    sa.Index("ix_outbox_ready", "state", "next_attempt_at"),
+    sa.Index("ix_outbox_incident", "incident_id", "state"),
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Autocommit off in the driver so `begin` below can say BEGIN IMMEDIATE: one writer at a
+    # time, waiting instead of failing ("database is locked") when the dispatcher is writing.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlStore:
+    """The database behind one `playbook` installation."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise RuntimeFailure(f"cannot use database {redact(url)}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[StoreTx]:
+        """A transaction; commits on success, rolls back on any exception."""
+        try:
+            with self.engine.begin() as conn:
+                yield StoreTx(conn)
+        except sa.exc.OperationalError as exc:
+            raise RuntimeFailure(f"database {redact(self.url)} failed: "
+                                 f"{exc.orig or exc}") from exc
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable database url>"
+
+
+def _row(cls: Any, row: Any, **extra: Any) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in row._mapping.items() if k in names}
+    return cls(**{**values, **extra})
+
+
+class StoreTx:
+    """The queries of one transaction (see `playbook.ports.Tx` for what each promises)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pg = conn.dialect.name == "postgresql"
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (postgresql.insert(table) if self.pg else sqlite.insert(table))
+
+    # incidents and the log
+
+    def next_incident_id(self, year: int) -> str:
+        prefix = f"{year}-"
+        last = self.conn.scalar(sa.select(sa.func.max(incidents.c.id)).where(
+            incidents.c.id.like(prefix + "%")))
+        number = int(last.split("-")[1]) + 1 if last else 1
+        return f"{prefix}{number:04d}"
+
+    def insert_incident(self, incident: IncidentRow) -> None:
+        values = dataclasses.asdict(incident)
+        values.update(participants=list(incident.participants), head_seq=0, head_hash=GENESIS)
+        self.conn.execute(incidents.insert().values(**values))
+
+    def incident(self, incident_id: str) -> IncidentRow | None:
+        row = self.conn.execute(incidents.select().where(incidents.c.id == incident_id)).first()
+        return None if row is None else _row(IncidentRow, row,
+                                             participants=tuple(row.participants))
+
+    def incidents(self, *, open_only: bool = False) -> list[IncidentRow]:
+        query = incidents.select().order_by(incidents.c.started_at, incidents.c.id)
+        if open_only:
+            query = query.where(incidents.c.state != "closed")
+        return [_row(IncidentRow, r, participants=tuple(r.participants))
+                for r in self.conn.execute(query)]
+
+    def set_state(self, incident_id: str, state: str) -> None:
+        self.conn.execute(incidents.update().where(incidents.c.id == incident_id)
+                          .values(state=state))
+
+    def append(self, incident_id: str, kind: str, at: datetime, *, step_id: str = "",
+               actor: str = "", data: Mapping[str, Any] | None = None) -> Event:
+        head = sa.select(incidents.c.head_seq, incidents.c.head_hash).where(
+            incidents.c.id == incident_id)
+        if self.pg:
+            head = head.with_for_update()  # one writer per incident chain at a time
+        found = self.conn.execute(head).first()
+        if found is None:
+            raise RuntimeFailure(f"no incident {incident_id}")
+        event = chain(incident_id, found.head_seq + 1, at, kind, prev_hash=found.head_hash,
+                      step_id=step_id, actor=actor, data=data)
+        self.conn.execute(events.insert().values(**{
+            f.name: getattr(event, f.name) for f in dataclasses.fields(event)}))
+        self.conn.execute(incidents.update().where(incidents.c.id == incident_id).values(
+            head_seq=event.seq, head_hash=event.hash))
+        return event
+
+    def events(self, incident_id: str) -> list[Event]:
+        query = events.select().where(events.c.incident_id == incident_id).order_by(events.c.seq)
+        return [_row(Event, r) for r in self.conn.execute(query)]
+
+    # roles, schedule, tasks
+
+    def insert_assignments(self, incident_id: str, assigned: Iterable[Assignment]) -> None:
+        rows = [{"incident_id": incident_id, **dataclasses.asdict(a)} for a in assigned]
+        if rows:
+            self.conn.execute(assignments.insert(), rows)
+
+    def assignments(self, incident_id: str) -> list[Assignment]:
+        query = assignments.select().where(assignments.c.incident_id == incident_id)
+        return [_row(Assignment, r) for r in self.conn.execute(query)]
+
+    def add_schedule(self, incident_id: str, step_id: str, due_at: datetime,
+                     number: int | None = None) -> None:
+        if number is None:
+            last = self.conn.scalar(sa.select(sa.func.max(schedule.c.number)).where(
+                schedule.c.incident_id == incident_id, schedule.c.step_id == step_id))
+            number = (last or 0) + 1
+        self.conn.execute(self._insert(schedule).values(
+            incident_id=incident_id, step_id=step_id, number=number, due_at=due_at,
+            state="pending").on_conflict_do_nothing())
+
+    def due(self, now: datetime, limit: int = 100) -> list[ScheduleRow]:
+        query = (schedule.select().where(schedule.c.state == "pending", schedule.c.due_at <= now)
+                 .order_by(schedule.c.due_at, schedule.c.id).limit(limit))
+        if self.pg:
+            query = query.with_for_update(skip_locked=True)
+        return [_row(ScheduleRow, r) for r in self.conn.execute(query)]
+
+    def claim_schedule(self, row_id: int, state: str, at: datetime) -> bool:
+        done = self.conn.execute(schedule.update().where(
+            schedule.c.id == row_id, schedule.c.state == "pending").values(
+                state=state, fired_at=at))
+        return done.rowcount == 1
+
+    def cancel_pending(self, incident_id: str, step_ids: Sequence[str]) -> int:
+        done = self.conn.execute(schedule.update().where(
+            schedule.c.incident_id == incident_id, schedule.c.state == "pending",
+            schedule.c.step_id.in_(list(step_ids))).values(state="cancelled"))
+        return int(done.rowcount)
+
+    def schedule(self, incident_id: str) -> list[ScheduleRow]:
+        query = schedule.select().where(schedule.c.incident_id == incident_id).order_by(
+            schedule.c.due_at, schedule.c.id)
+        return [_row(ScheduleRow, r) for r in self.conn.execute(query)]
+
+    def add_task(self, task: TaskRow) -> None:
+        self.conn.execute(self._insert(tasks).values(**dataclasses.asdict(task))
+                          .on_conflict_do_nothing())
+
+    def tasks(self, incident_id: str) -> list[TaskRow]:
+        query = tasks.select().where(tasks.c.incident_id == incident_id).order_by(
+            tasks.c.due_by, tasks.c.step_id)
+        return [_row(TaskRow, r) for r in self.conn.execute(query)]
+
+    def overdue_tasks(self, now: datetime) -> list[TaskRow]:
+        query = tasks.select().where(tasks.c.done_at.is_(None), tasks.c.overdue.is_(False),
+                                     tasks.c.due_by <= now)
+        return [_row(TaskRow, r) for r in self.conn.execute(query)]
+
+    def update_task(self, incident_id: str, step_id: str, number: int, **changes: Any) -> None:
+        self.conn.execute(tasks.update().where(
+            tasks.c.incident_id == incident_id, tasks.c.step_id == step_id,
+            tasks.c.number == number).values(**changes))
+
+    # approvals
+
+    def add_draft(self, draft: DraftRow) -> int:
+        values = dataclasses.asdict(draft)
+        del values["id"]
+        key = self.conn.execute(drafts.insert().values(**values)).inserted_primary_key
+        return int(key[0]) if key else 0
+
+    def drafts(self, incident_id: str, state: str | None = None) -> list[DraftRow]:
+        query = drafts.select().where(drafts.c.incident_id == incident_id).order_by(drafts.c.id)
+        if state is not None:
+            query = query.where(drafts.c.state == state)
+        return [_row(DraftRow, r) for r in self.conn.execute(query)]
+
+    def drafts_to_escalate(self, now: datetime) -> list[DraftRow]:
+        query = drafts.select().where(drafts.c.state == "pending",
+                                      drafts.c.escalated.is_(False), drafts.c.escalate_at <= now)
+        return [_row(DraftRow, r) for r in self.conn.execute(query.order_by(drafts.c.id))]
+
+    def update_draft(self, draft_id: int, **changes: Any) -> None:
+        self.conn.execute(drafts.update().where(drafts.c.id == draft_id).values(**changes))
+
+    # the outbox
+
+    def enqueue(self, deliveries: Iterable[Delivery], now: datetime) -> int:
+        rows = [{**{f.name: getattr(d, f.name) for f in dataclasses.fields(d)},
+                 "meta": dict(d.meta), "state": "queued", "attempts": 0, "next_attempt_at": now,
+                 "claimed_by": "", "last_error": "", "receipt": "", "reclaimed": 0,
+                 "unknown_outcomes": 0} for d in deliveries]
+        if not rows:
+            return 0
+        inserted = 0
+        for start in range(0, len(rows), 500):
+            result = self.conn.execute(self._insert(outbox).on_conflict_do_nothing(
+                index_elements=["key"]), rows[start:start + 500])
+            inserted += max(int(result.rowcount), 0)
+        return inserted
+
+    def claim(self, now: datetime, worker: str, lease_until: datetime,
+              limit: int) -> list[OutboxRow]:
+        ready = sa.or_(sa.and_(outbox.c.state == "queued", outbox.c.next_attempt_at <= now),
+                       sa.and_(outbox.c.state == "sending", outbox.c.lease_until < now))
+        query = sa.select(outbox.c.id, outbox.c.state).where(ready).order_by(
+            outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+        if self.pg:
+            query = query.with_for_update(skip_locked=True)
+        picked = list(self.conn.execute(query))
+        if not picked:
+            return []
+        expired = [r.id for r in picked if r.state == "sending"]
+        ids = [r.id for r in picked]
+        self.conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(
+            state="sending", lease_until=lease_until, claimed_by=worker,
+            attempts=outbox.c.attempts + 1))
+        if expired:  # a worker died mid-send: the recipient may already have it
+            self.conn.execute(outbox.update().where(outbox.c.id.in_(expired)).values(
+                reclaimed=outbox.c.reclaimed + 1))
+        rows = self.conn.execute(outbox.select().where(outbox.c.id.in_(ids)).order_by(
+            outbox.c.next_attempt_at, outbox.c.id))
+        return [self._outbox_row(r) for r in rows]
+
+    def finish(self, row_id: int, state: str, *, at: datetime, error: str = "",
+               receipt: str = "", next_attempt_at: datetime | None = None,
+               unknown: bool = False) -> None:
+        values: dict[str, Any] = {"state": state, "last_error": error, "lease_until": None}
+        if state == "sent":
+            values.update(sent_at=at, receipt=receipt)
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        if unknown:
+            values["unknown_outcomes"] = outbox.c.unknown_outcomes + 1
+        self.conn.execute(outbox.update().where(outbox.c.id == row_id).values(**values))
+
+    def outbox(self, incident_id: str) -> list[OutboxRow]:
+        query = outbox.select().where(outbox.c.incident_id == incident_id).order_by(outbox.c.id)
+        return [self._outbox_row(r) for r in self.conn.execute(query)]
+
+    def outbox_counts(self, incident_id: str | None = None) -> dict[str, int]:
+        query = sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)
+        if incident_id is not None:
+            query = query.where(outbox.c.incident_id == incident_id)
+        return {str(row[0]): int(row[1]) for row in self.conn.execute(query)}
+
+    def next_wake(self) -> datetime | None:
+        candidates = [
+            sa.select(sa.func.min(schedule.c.due_at)).where(schedule.c.state == "pending"),
+            sa.select(sa.func.min(drafts.c.escalate_at)).where(
+                drafts.c.state == "pending", drafts.c.escalated.is_(False)),
+            sa.select(sa.func.min(tasks.c.due_by)).where(
+                tasks.c.done_at.is_(None), tasks.c.overdue.is_(False)),
+        ]
+        found = [self.conn.scalar(q) for q in candidates]
+        return min((t for t in found if t is not None), default=None)
+
+    @staticmethod
+    def _outbox_row(r: Any) -> OutboxRow:
+        delivery = Delivery(**{f.name: r._mapping[f.name] for f in dataclasses.fields(Delivery)})
+        return OutboxRow(r.id, delivery, r.state, r.attempts, r.next_attempt_at, r.last_error,
+                         r.reclaimed, r.unknown_outcomes)

@@ -11,9 +11,10 @@ SRC = ROOT / "src" / "playbook"
 
 LAYERS = {
     "core": {"errors", "duration", "model", "render", "checks", "plan", "delivery", "directory",
-             "events", "cap"},
-    "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "service"},
-    "edge": {"yamlfile", "loader", "config", "directoryfile", "store", "migrations.env",
+             "events", "cap", "version"},
+    "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "service", "fanout"},
+    "edge": {"yamlfile", "loader", "config", "directoryfile", "store", "migrations.__init__",
+             "migrations.versions.__init__", "migrations.env",
              "migrations.versions.0001_initial", "scheduler", "fake_telegram",
              "channels.__init__", "channels.console", "channels.telegram", "channels.email",
              "channels.webhook", "channels.cap"},
@@ -23,6 +24,7 @@ RANK = {"core": 0, "orchestration": 1, "edge": 2, "cli": 3}
 CORE_LIBRARIES = {"pydantic", "jinja2", "markupsafe", "babel"}
 EDGE_LIBRARIES = {"yamlfile": {"ruamel"}, "loader": set(), "config": set(),
                   "directoryfile": set(), "store": {"sqlalchemy"},
+                  "migrations.__init__": {"alembic"}, "migrations.versions.__init__": set(),
                   "migrations.env": {"alembic", "sqlalchemy"},
                   "migrations.versions.0001_initial": {"alembic", "sqlalchemy"},
                   "scheduler": {"apscheduler"}, "fake_telegram": set(),

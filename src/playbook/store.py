@@ -288,6 +288,11 @@ class StoreTx:
         query = events.select().where(events.c.incident_id == incident_id).order_by(events.c.seq)
         return [_row(Event, r) for r in self.conn.execute(query)]
 
+    def has_event(self, incident_id: str, kind: str) -> bool:
+        found = self.conn.scalar(sa.select(events.c.seq).where(
+            events.c.incident_id == incident_id, events.c.kind == kind).limit(1))
+        return found is not None
+
     # roles, schedule, tasks
 
     def insert_assignments(self, incident_id: str, assigned: Iterable[Assignment]) -> None:
@@ -428,6 +433,18 @@ class StoreTx:
     def outbox(self, incident_id: str) -> list[OutboxRow]:
         query = outbox.select().where(outbox.c.incident_id == incident_id).order_by(outbox.c.id)
         return [self._outbox_row(r) for r in self.conn.execute(query)]
+
+    def cap_alerts(self, incident_id: str, exclude: str) -> list[tuple[str, str]]:
+        """(identifier, sent) of the CAP alerts already queued for an incident, oldest first."""
+        query = sa.select(outbox.c.meta, outbox.c.created_at).where(
+            outbox.c.incident_id == incident_id, outbox.c.channel == "cap").order_by(outbox.c.id)
+        found: dict[str, str] = {}
+        for row in self.conn.execute(query):
+            meta: dict[str, str] = row.meta
+            ident = meta.get("cap_identifier", "")
+            if ident and ident != exclude:
+                found.setdefault(ident, meta.get("sent") or row.created_at.isoformat())
+        return list(found.items())
 
     def outbox_counts(self, incident_id: str | None = None) -> dict[str, int]:
         query = sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)

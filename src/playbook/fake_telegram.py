@@ -1,0 +1,676 @@
+"""A fake Telegram Bot API server on 127.0.0.1 that speaks the real HTTP protocol.
+
+Tests (and cities checking their setup) point the real python-telegram-bot client at it:
+`Bot(token, base_url=api.base_url)`. It answers as Telegram does (status codes, error
+descriptions, `retry_after`), enforces Telegram's flood limits on an injectable clock, records
+every accepted message, and injects faults (500s, timeouts, dropped connections, 429s) on
+request or at random with a seed. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.parser
+import email.policy
+import json
+import math
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+FAULT_KINDS = ("500", "429", "timeout", "timeout_after_accept", "drop")
+"""`timeout_after_accept` records the message and then never answers: how duplicates arise."""
+CHAT_KINDS = ("private", "group", "supergroup", "channel")
+MAX_TEXT = 4096
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Random faults: each request to one of `methods` fails with probability `rate`."""
+
+    rate: float
+    kinds: tuple[str, ...] = ("500", "timeout", "drop", "429")
+    seed: int | None = None
+    methods: frozenset[str] = frozenset({"sendMessage"})
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0 or not self.kinds or set(self.kinds) - set(FAULT_KINDS):
+            raise ValueError(f"rate must be within 0..1 and kinds among {FAULT_KINDS}")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One message the fake accepted (or one edit of it)."""
+
+    chat_id: int
+    message_id: int
+    text: str
+    """As the client sent it, markup included."""
+    parse_mode: str | None
+    reply_markup: JSON | None
+    time: float
+    """The injected clock's reading when it was accepted."""
+
+
+@dataclass
+class Stats:
+    """Counters; `api.stats` returns a snapshot."""
+
+    requests: int = 0
+    accepted: int = 0
+    rate_limited: int = 0
+    """Every 429 answered, flood limits and injected ones alike."""
+    duplicates: int = 0
+    """Accepted messages whose chat and text were already accepted once."""
+    faults: Counter[str] = field(default_factory=Counter)
+    calls: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Chat:
+    id: int
+    kind: str
+    username: str | None = None
+    blocked: bool = False
+
+    def as_json(self) -> JSON:
+        if self.kind == "private":
+            return {"id": self.id, "type": "private", "first_name": f"User {self.id}"}
+        chat: JSON = {"id": self.id, "type": self.kind, "title": f"Chat {self.id}"}
+        return chat | ({"username": self.username} if self.username else {})
+
+
+class _Refused(Exception):
+    """One Bot API error answer."""
+
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code, self.description, self.retry_after = code, description, retry_after
+
+    def as_json(self) -> JSON:
+        body: JSON = {"ok": False, "error_code": self.code, "description": self.description}
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+def _too_many(wait: float) -> _Refused:
+    seconds = max(1, math.ceil(wait))
+    return _Refused(429, f"Too Many Requests: retry after {seconds}", seconds)
+
+
+class FakeBotApi:
+    """The fake server; `with FakeBotApi() as api:` serves on an ephemeral loopback port."""
+
+    def __init__(self, token: str = "123456:TEST", *, enforce_limits: bool = True,
+                 strict_chats: bool = False, clock: Callable[[], float] = time.monotonic,
+                 faults: FaultPlan | None = None, hold: float = 30.0, tolerance: float = 0.05,
+                 username: str = "playbook_test_bot") -> None:
+        self.token, self.enforce_limits, self.strict_chats = token, enforce_limits, strict_chats
+        self.clock, self.hold, self.tolerance = clock, hold, tolerance
+        self.faults = faults
+        self.me: JSON = {"id": int(token.split(":")[0]) if token[:1].isdigit() else 1,
+                         "is_bot": True, "first_name": "Playbook Test", "username": username,
+                         "can_join_groups": True, "can_read_all_group_messages": False,
+                         "supports_inline_queries": False}
+        self.commands: list[JSON] = []
+        self.webhook = ""
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self.stopping = threading.Event()
+        self._rng = random.Random(faults.seed if faults else None)
+        self._scripted: dict[str, deque[str]] = {}
+        self._stats = Stats()
+        self._sent: list[Sent] = []
+        self._edits: list[Sent] = []
+        self._answers: list[JSON] = []
+        self._seen: set[tuple[int, str]] = set()
+        self._chats: dict[int | str, _Chat] = {}
+        self._messages: dict[tuple[int, int], JSON] = {}
+        self._next_message: Counter[int] = Counter()
+        self._updates: deque[JSON] = deque()
+        self._next_update = 1
+        self._queries: dict[str, JSON] = {}
+        self._recent: deque[float] = deque()
+        self._per_chat: dict[int, deque[float]] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    def start(self) -> FakeBotApi:
+        """Listen on 127.0.0.1 on a free port and serve from a background thread."""
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.api = self
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="fake-telegram", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving: release held and long-polling requests, close every connection."""
+        if self._server is None:
+            return
+        self.stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._server.shutdown()
+        self._server.drop_connections()
+        self._server.server_close()  # joins the handler threads, now all released
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+
+    def __enter__(self) -> FakeBotApi:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as PTB's `Bot(base_url=...)`: `http://127.0.0.1:PORT/bot`."""
+        if self._server is None:
+            raise RuntimeError("FakeBotApi is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
+
+    # ----- scripting -------------------------------------------------------------------------
+    def add_chat(self, chat_id: int | str, kind: str = "private") -> None:
+        """Make a chat known (needed with `strict_chats=True`); `@name` ids are channels."""
+        if kind not in CHAT_KINDS:
+            raise ValueError(f"kind must be one of {CHAT_KINDS}")
+        with self._lock:
+            self._register(chat_id, kind)
+
+    def block(self, chat_id: int | str) -> None:
+        """The user blocks the bot (or the group removes it): sends get 403 from now on."""
+        with self._lock:
+            self._ensure(chat_id).blocked = True
+
+    def fail_next(self, kind: str, count: int = 1, *, method: str = "sendMessage") -> None:
+        """The next `count` calls of `method` fail with fault `kind` (see FAULT_KINDS)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS}")
+        with self._lock:
+            self._scripted.setdefault(method, deque()).extend([kind] * count)
+
+    def push_update(self, update: JSON) -> JSON:
+        """Queue an update for getUpdates; an `update_id` is assigned if missing."""
+        with self._changed:
+            update = {"update_id": self._next_update, **update}
+            self._next_update = max(self._next_update, int(update["update_id"])) + 1
+            self._updates.append(update)
+            self._changed.notify_all()
+            return update
+
+    def push_message(self, chat_id: int | str, text: str, *, user_id: int | None = None,
+                     first_name: str = "Tester", username: str | None = None) -> JSON:
+        """A user writes `text` in a chat; a leading `/command` gets its bot_command entity."""
+        with self._lock:
+            chat = self._ensure(chat_id)
+            user = self._user(user_id or (chat.id if chat.kind == "private" else 1000),
+                              first_name, username)
+            message: JSON = {"message_id": self._new_message_id(chat), "date": int(time.time()),
+                             "chat": chat.as_json(), "from": user, "text": text}
+        command = re.match(r"/\S+", text)
+        if command:
+            message["entities"] = [{"type": "bot_command", "offset": 0,
+                                    "length": _units(command.group())}]
+        return self.push_update({"message": message})
+
+    def push_callback_query(self, chat_id: int | str, data: str, *, message_id: int | None = None,
+                            user_id: int | None = None, first_name: str = "Tester") -> JSON:
+        """A user presses an inline button on a bot message (by default the chat's latest)."""
+        with self._lock:
+            chat = self._ensure(chat_id)
+            ids = [m for c, m in self._messages if c == chat.id]
+            key = (chat.id, message_id or max(ids, default=0))
+            message = self._messages.get(key) or {
+                "message_id": key[1] or self._new_message_id(chat), "date": int(time.time()),
+                "chat": chat.as_json(), "from": self.me, "text": "(message)"}
+            query_id = str(len(self._queries) + 1_000_000)
+            query = {"id": query_id, "chat_instance": str(chat.id), "data": data,
+                     "from": self._user(user_id or chat.id, first_name, None),
+                     "message": message}
+            self._queries[query_id] = query
+        return self.push_update({"callback_query": query})
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until at least `count` messages were accepted; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._sent) >= count, timeout)
+
+    @property
+    def sent(self) -> list[Sent]:
+        """Every accepted sendMessage, in order of acceptance."""
+        with self._lock:
+            return list(self._sent)
+
+    @property
+    def edits(self) -> list[Sent]:
+        """Every accepted editMessageText."""
+        with self._lock:
+            return list(self._edits)
+
+    @property
+    def answers(self) -> list[JSON]:
+        """Every accepted answerCallbackQuery, as its parameters."""
+        with self._lock:
+            return list(self._answers)
+
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of the counters."""
+        with self._lock:
+            s = self._stats
+            return Stats(s.requests, s.accepted, s.rate_limited, s.duplicates,
+                         Counter(s.faults), Counter(s.calls))
+
+    # ----- the protocol ----------------------------------------------------------------------
+    def call(self, token: str, method: str, params: JSON) -> tuple[str, int, JSON]:
+        """Answer one request: `("reply", status, body)`, or `("timeout"|"drop", 0, {})`."""
+        with self._lock:
+            self._stats.requests += 1
+            self._stats.calls[method] += 1
+            if token != self.token:
+                return "reply", 401, _Refused(401, "Unauthorized").as_json()
+            fault = self._draw_fault(method)
+        try:
+            if fault == "500":
+                raise _Refused(500, "Internal Server Error")
+            if fault == "429":
+                raise _too_many(1)
+            if fault in ("timeout", "drop"):
+                return fault, 0, {}
+            result = self._run(method, params)
+        except _Refused as refused:
+            if refused.code == 429:
+                with self._lock:
+                    self._stats.rate_limited += 1
+            return "reply", refused.code, refused.as_json()
+        if fault == "timeout_after_accept":
+            return "timeout", 0, {}
+        return "reply", 200, {"ok": True, "result": result}
+
+    def _draw_fault(self, method: str) -> str | None:
+        scripted = self._scripted.get(method)
+        kind = scripted.popleft() if scripted else None
+        plan = self.faults
+        if kind is None and plan and method in plan.methods and self._rng.random() < plan.rate:
+            kind = self._rng.choice(plan.kinds)
+        if kind:
+            self._stats.faults[kind] += 1
+        return kind
+
+    def _run(self, method: str, p: JSON) -> Any:
+        if method == "getMe":
+            return self.me
+        if method == "sendMessage":
+            return self._send_message(p)
+        if method == "editMessageText":
+            return self._edit_message_text(p)
+        if method == "deleteMessage":
+            with self._lock:
+                chat = self._chat(p)
+                if self._messages.pop((chat.id, _int(p, "message_id")), None) is None:
+                    raise _Refused(400, "Bad Request: message to delete not found")
+            return True
+        if method == "answerCallbackQuery":
+            with self._lock:
+                if self._queries.pop(str(p.get("callback_query_id")), None) is None:
+                    raise _Refused(400, "Bad Request: query is too old and response timeout "
+                                        "expired or query ID is invalid")
+                self._answers.append(dict(p))
+            return True
+        if method == "getUpdates":
+            return self._get_updates(p)
+        if method in ("setWebhook", "deleteWebhook"):
+            with self._lock:
+                self.webhook = str(p.get("url") or "") if method == "setWebhook" else ""
+                if _flag(p, "drop_pending_updates"):
+                    self._updates.clear()
+            return True
+        if method == "getWebhookInfo":
+            with self._lock:
+                return {"url": self.webhook, "has_custom_certificate": False,
+                        "pending_update_count": len(self._updates)}
+        if method == "setMyCommands":
+            with self._lock:
+                self.commands = list(_obj(p, "commands") or [])
+            return True
+        if method == "getMyCommands":
+            return self.commands
+        raise _Refused(404, "Not Found")
+
+    def _send_message(self, p: JSON) -> JSON:
+        text, parse_mode = str(p.get("text") or ""), p.get("parse_mode")
+        with self._lock:
+            chat = self._chat(p)
+            plain, entities = _parse(text, parse_mode)
+            now = self.clock()
+            if self.enforce_limits:
+                self._check_limits(chat, now)
+            message = self._store(chat, self._new_message_id(chat), plain, entities, p)
+            self._sent.append(Sent(chat.id, message["message_id"], text, parse_mode,
+                                   _obj(p, "reply_markup"), now))
+            self._stats.accepted += 1
+            self._stats.duplicates += (chat.id, text) in self._seen
+            self._seen.add((chat.id, text))
+            self._recent.append(now)
+            self._per_chat.setdefault(chat.id, deque()).append(now)
+            self._changed.notify_all()
+            return message
+
+    def _edit_message_text(self, p: JSON) -> JSON:
+        text, parse_mode = str(p.get("text") or ""), p.get("parse_mode")
+        with self._lock:
+            chat = self._chat(p)
+            old = self._messages.get((chat.id, _int(p, "message_id")))
+            if old is None:
+                raise _Refused(400, "Bad Request: message to edit not found")
+            plain, entities = _parse(text, parse_mode)
+            if (old["text"], old.get("reply_markup")) == (plain, _obj(p, "reply_markup")):
+                raise _Refused(400, "Bad Request: message is not modified: specified new "
+                               "message content and reply markup are exactly the same as a "
+                               "current content and reply markup of the message")
+            message = self._store(chat, old["message_id"], plain, entities, p)
+            message["edit_date"] = int(time.time())
+            self._edits.append(Sent(chat.id, old["message_id"], text, parse_mode,
+                                    _obj(p, "reply_markup"), self.clock()))
+            return message
+
+    def _store(self, chat: _Chat, message_id: int, plain: str, entities: list[JSON],
+               p: JSON) -> JSON:
+        message: JSON = {"message_id": message_id, "date": int(time.time()),
+                         "chat": chat.as_json(), "from": self.me, "text": plain}
+        if entities:
+            message["entities"] = entities
+        if _obj(p, "reply_markup"):
+            message["reply_markup"] = _obj(p, "reply_markup")
+        self._messages[(chat.id, message_id)] = message
+        return message
+
+    def _check_limits(self, chat: _Chat, now: float) -> None:
+        # Strict sliding windows, shortened by `tolerance` so that a client pacing exactly at
+        # the limit is never refused because of jitter between its clock and ours.
+        second, minute = 1.0 - self.tolerance, 60.0 - self.tolerance
+        while self._recent and self._recent[0] <= now - second:
+            self._recent.popleft()
+        if len(self._recent) >= 30:
+            raise _too_many(self._recent[0] + second - now)
+        times = self._per_chat.setdefault(chat.id, deque())
+        while times and times[0] <= now - minute:
+            times.popleft()
+        if chat.kind == "private" and times and now - times[-1] < second:
+            raise _too_many(times[-1] + second - now)
+        if chat.kind != "private" and len(times) >= 20:
+            raise _too_many(times[0] + minute - now)
+
+    def _get_updates(self, p: JSON) -> list[JSON]:
+        offset, limit = _int(p, "offset", 0), _int(p, "limit", 100)
+        deadline = time.monotonic() + _int(p, "timeout", 0)
+        with self._changed:
+            if self.webhook:
+                raise _Refused(409, "Conflict: can't use getUpdates method while webhook is "
+                                    "active; use deleteWebhook to delete the webhook first")
+            while offset < 0 and len(self._updates) > -offset:
+                self._updates.popleft()  # a negative offset keeps only the last -offset
+            while self._updates and self._updates[0]["update_id"] < offset:
+                self._updates.popleft()
+            while not self._updates and not self.stopping.is_set():
+                if not self._changed.wait(max(0.0, deadline - time.monotonic())):
+                    break
+            return [u for u in self._updates if u["update_id"] >= offset][:limit]
+
+    # ----- chats -----------------------------------------------------------------------------
+    def _chat(self, p: JSON) -> _Chat:
+        if p.get("chat_id") in (None, ""):
+            raise _Refused(400, "Bad Request: chat_id is empty")
+        chat = self._resolve(p["chat_id"], create=not self.strict_chats)
+        if chat.blocked:
+            raise _Refused(403, {"private": "Forbidden: bot was blocked by the user",
+                                 "channel": "Forbidden: bot is not a member of the channel chat"}
+                           .get(chat.kind, "Forbidden: bot was kicked from the group chat"))
+        return chat
+
+    def _resolve(self, chat_id: int | str, *, create: bool) -> _Chat:
+        key = _chat_key(chat_id)
+        chat = self._chats.get(key) if key is not None else None
+        if chat is None and create and key is not None:
+            chat = self._register(chat_id, None)
+        if chat is None:
+            raise _Refused(400, "Bad Request: chat not found")
+        return chat
+
+    def _ensure(self, chat_id: int | str) -> _Chat:
+        key = _chat_key(chat_id)
+        return (self._chats.get(key) if key is not None else None) or self._register(chat_id, None)
+
+    def _register(self, chat_id: int | str, kind: str | None) -> _Chat:
+        key = _chat_key(chat_id)
+        if key is None:
+            raise ValueError(f"not a chat id: {chat_id!r}")
+        if isinstance(key, str):
+            chat = _Chat(-1_000_000_000_000 - len(self._chats), kind or "channel", key[1:])
+        else:
+            inferred = "private" if key > 0 else "supergroup" if key < -10**12 else "group"
+            chat = _Chat(key, kind or inferred)
+        self._chats[key] = self._chats[chat.id] = chat
+        return chat
+
+    def _new_message_id(self, chat: _Chat) -> int:
+        self._next_message[chat.id] += 1
+        return self._next_message[chat.id]
+
+    def _user(self, user_id: int, first_name: str, username: str | None) -> JSON:
+        user: JSON = {"id": user_id, "is_bot": False, "first_name": first_name}
+        return user | ({"username": username} if username else {})
+
+
+def _chat_key(chat_id: int | str) -> int | str | None:
+    text = str(chat_id).strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    return text.lower() if re.fullmatch(r"@\w{4,}", text) else None
+
+
+def _int(p: JSON, name: str, default: int | None = None) -> int:
+    value = p.get(name)
+    try:
+        return int(value if value not in (None, "") else default)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise _Refused(400, f"Bad Request: invalid {name} specified") from None
+
+
+def _obj(p: JSON, name: str) -> Any:
+    value = p.get(name)
+    try:
+        return json.loads(value) if isinstance(value, str | bytes) else value
+    except ValueError:
+        raise _Refused(400, f"Bad Request: can't parse {name} JSON object") from None
+
+
+def _flag(p: JSON, name: str) -> bool:
+    return str(p.get(name, "")).lower() in ("true", "1")
+
+
+def _units(text: str) -> int:
+    """Length in UTF-16 code units, which is how Telegram counts."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)((?:\s+[\w-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]*))?)*)"
+                  r"\s*>")
+_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+_KINDS = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
+          "ins": "underline", "s": "strikethrough", "strike": "strikethrough",
+          "del": "strikethrough", "tg-spoiler": "spoiler", "span": "spoiler", "a": "text_link",
+          "code": "code", "pre": "pre", "blockquote": "blockquote", "tg-emoji": "custom_emoji"}
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+
+
+def _parse(text: str, parse_mode: Any) -> tuple[str, list[JSON]]:
+    """Telegram's HTML parse: (plain text, entities), or the 400 Telegram gives."""
+    if str(parse_mode or "").lower() != "html":
+        plain, entities = text, list[JSON]()
+    else:
+        plain, entities = _parse_html(text)
+    if not plain.strip():
+        raise _Refused(400, "Bad Request: message text is empty")
+    if _units(plain) > MAX_TEXT:
+        raise _Refused(400, "Bad Request: message is too long")
+    return plain, entities
+
+
+def _parse_html(text: str) -> tuple[str, list[JSON]]:
+    out: list[str] = []
+    size = 0
+    open_: list[tuple[str, int, JSON]] = []
+    entities: list[JSON] = []
+    pos = 0
+
+    def fail(what: str) -> _Refused:
+        where = len(text[:pos].encode())
+        return _Refused(400, f"Bad Request: can't parse entities: {what} at byte offset {where}")
+
+    while pos < len(text):
+        char = text[pos]
+        if char == "<":
+            tag = _TAG.match(text, pos)
+            if tag is None:
+                raise fail("Unclosed start tag")
+            closing, name, attrs = tag.group(1), tag.group(2).lower(), tag.group(3)
+            if closing:
+                if not open_ or open_[-1][0] != name:
+                    raise fail(f'Unmatched end tag "{name}"')
+                _, start, entity = open_.pop()
+                if size > start:
+                    entities.append(entity | {"offset": start, "length": size - start})
+            elif name not in _KINDS or (name == "span" and "tg-spoiler" not in attrs):
+                raise fail(f'Unsupported start tag "{name}"')
+            else:
+                entity = {"type": _KINDS[name]}
+                href = re.search(r"href\s*=\s*[\"']?([^\"'\s>]*)", attrs)
+                if name == "a":
+                    entity["url"] = href.group(1) if href else ""
+                if name == "code" and open_ and open_[-1][0] == "pre":
+                    language = re.search(r"language-([\w+-]+)", attrs)
+                    if language:
+                        open_[-1][2]["language"] = language.group(1)
+                open_.append((name, size, entity))
+            pos = tag.end()
+            continue
+        found = _ENTITY.match(text, pos) if char == "&" else None
+        if found:
+            code = found.group(1)
+            piece = _NAMED.get(code) or chr(int(code[2:], 16) if code[1:2] == "x"
+                                            else int(code[1:]))
+            pos = found.end()
+        else:
+            piece, pos = char, pos + 1
+        out.append(piece)
+        size += _units(piece)
+    if open_:
+        raise fail(f'Can\'t find end tag corresponding to start tag "{open_[-1][0]}"')
+    return "".join(out), sorted(entities, key=lambda e: (e["offset"], -e["length"]))
+
+
+def _params(content_type: str, body: bytes, query: str) -> JSON:
+    params: JSON = dict(parse_qsl(query, keep_blank_values=True))
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/json" and body:
+        params.update(dict(json.loads(body)))
+    elif kind == "application/x-www-form-urlencoded":
+        params.update(parse_qsl(body.decode(), keep_blank_values=True))
+    elif kind == "multipart/form-data":
+        head = f"Content-Type: {content_type}\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                params[name] = payload if part.get_filename() else payload.decode()
+    return params
+
+
+class _Server(ThreadingHTTPServer):
+    api: FakeBotApi
+    request_queue_size = 256  # hundreds of clients may connect at once
+    daemon_threads = False  # so that server_close() joins them
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+        super().__init__(address, handler)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def drop_connections(self) -> None:
+        """Wake handler threads blocked on idle keep-alive connections."""
+        with self.connections_lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up on a held request is expected, not an error
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as PTB's connection pool expects
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+            if self.server.api.stopping.is_set():
+                self.connection.shutdown(socket.SHUT_RDWR)  # accepted while closing
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def do_POST(self) -> None:
+        api = self.server.api
+        url = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        route = re.fullmatch(r"/bot([^/]+)/(\w+)", url.path)
+        if route is None:
+            self._reply(404, _Refused(404, "Not Found").as_json())
+            return
+        try:
+            params = _params(self.headers.get("Content-Type", ""), body, url.query)
+        except (ValueError, TypeError):
+            self._reply(400, _Refused(400, "Bad Request: invalid request body").as_json())
+            return
+        action, status, answer = api.call(route.group(1), route.group(2), params)
+        if action == "timeout":
+            api.stopping.wait(api.hold)
+        if action != "reply":
+            self.close_connection = True  # close the socket without a response
+            return
+        self._reply(status, answer)
+
+    do_GET = do_POST
+
+    def _reply(self, status: int, answer: JSON) -> None:
+        body = json.dumps(answer, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the request line holds the bot token

@@ -5,14 +5,25 @@ Read once, by the command line, and passed down; nothing reads settings at impor
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
+from playbook.duration import parse_duration
 from playbook.errors import BadInput, Problem
 
 DEFAULT_PATH = Path("playbook.toml")
@@ -56,12 +67,102 @@ class PathSettings(_Section):
     )
 
 
+def _duration_text(text: str) -> str:
+    parse_duration(text)  # raises ValueError with a message meant for a person
+    return text
+
+
+DurationText = Annotated[StrictStr, AfterValidator(_duration_text)]
+
+
+class DatabaseSettings(_Section):
+    """Where incidents and their logs live."""
+
+    url: StrictStr = Field(default="sqlite:///playbook.db", description=(
+        "SQLAlchemy URL; postgresql+psycopg://user@host/db for a city's service. "
+        "Overridden by the PLAYBOOK_DATABASE_URL environment variable."))
+
+
+class DirectorySettings(_Section):
+    """The directory files (YAML, or CSV for intermediaries), relative to this file."""
+
+    staff: StrictStr | None = None
+    intermediaries: StrictStr | None = None
+    media: StrictStr | None = None
+    public: StrictStr | None = None
+
+
+class EngineSettingsSection(_Section):
+    """How patient the engine is."""
+
+    approval_timeout: DurationText = "15m"
+    late_after: DurationText = "1m"
+    max_attempts: Annotated[StrictInt, Field(ge=1, le=50)] = 6
+
+
+class TelegramSettings(_Section):
+    """The Telegram bot; the token may instead come from an environment variable."""
+
+    token: StrictStr = ""
+    token_env: StrictStr = "PLAYBOOK_TELEGRAM_TOKEN"
+    base_url: StrictStr = Field(default="", description="A self-hosted Bot API server, if any.")
+
+
+class EmailSettings(_Section):
+    """SMTP for e-mail delivery."""
+
+    host: StrictStr = ""
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 587
+    sender: StrictStr = ""
+    username: StrictStr = ""
+    password_env: StrictStr = "PLAYBOOK_SMTP_PASSWORD"
+    starttls: StrictBool = True
+
+
+class WebhookSettings(_Section):
+    """Signed webhooks; the HMAC secret comes from an environment variable."""
+
+    secret_env: StrictStr = "PLAYBOOK_WEBHOOK_SECRET"
+
+
+class OutputSettings(_Section):
+    """Local outputs: the console log (and exercise sandbox), website files, the CAP feed."""
+
+    console_dir: StrictStr = "outbox"
+    files_dir: StrictStr = "public"
+    cap_dir: StrictStr = "cap"
+    cap_sender: StrictStr = "playbook@example.org"
+
+
 class Settings(_Section):
     """Everything the command line needs; defaults work with no file at all."""
 
     city: CitySettings = CitySettings()
     paths: PathSettings = PathSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    directory: DirectorySettings = DirectorySettings()
+    engine: EngineSettingsSection = EngineSettingsSection()
+    telegram: TelegramSettings = TelegramSettings()
+    email: EmailSettings = EmailSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    output: OutputSettings = OutputSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def path(self, relative: str) -> Path:
+        """A path from the settings, relative to the config file's folder."""
+        return (self.base_dir / relative).resolve()
+
+    def database_url(self) -> str:
+        """The database URL; a relative SQLite path is relative to the current folder."""
+        return os.environ.get("PLAYBOOK_DATABASE_URL") or self.database.url
+
+    def directory_files(self) -> dict[str, Path]:
+        """The directory files that are configured, by section."""
+        return {k: self.path(v) for k, v in self.directory.model_dump().items() if v}
+
+    def telegram_token(self) -> str:
+        """The bot token: the environment variable wins over the file."""
+        return os.environ.get(self.telegram.token_env) or self.telegram.token
 
     @property
     def zone(self) -> ZoneInfo:

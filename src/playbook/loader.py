@@ -53,7 +53,7 @@ def load_playbook(path: Path) -> LoadedPlaybook:
     try:
         playbook = model.Playbook.model_validate(document.data)
     except ValidationError as exc:
-        raise BadInput(sorted(_problems(document, exc))) from None
+        raise BadInput(sorted(located(document, exc))) from None
     return LoadedPlaybook(playbook, document)
 
 
@@ -111,7 +111,8 @@ def _clean_loc(raw: tuple[str | int, ...]) -> Loc:
     return tuple(loc)
 
 
-def _problems(document: Document, exc: ValidationError) -> Iterable[Problem]:
+def located(document: Document, exc: ValidationError) -> Iterable[Problem]:
+    """Every pydantic error as a problem located in the YAML document it came from."""
     seen: set[tuple[Loc, str]] = set()
     errors = exc.errors(include_url=False)
     locs = [_clean_loc(tuple(e["loc"])) for e in errors]

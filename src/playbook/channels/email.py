@@ -25,6 +25,7 @@ from playbook.render import EXERCISE_BANNER, is_rtl
 
 # Base64 or quoted-printable bodies pass every relay, even one without 8BITMIME.
 _POLICY = SMTP_POLICY.clone(cte_type="7bit")
+_POLICY_STATUS = re.compile(r"5\.7\.\d{1,3}\b")
 _PRE = re.compile(r"(<pre\b.*?</pre>)", re.DOTALL | re.IGNORECASE)
 
 
@@ -156,12 +157,19 @@ class EmailChannel:
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
             code, text = next(iter(exc.recipients.values()), (0, b""))
             reason = f"{server} refused the recipient: {code} {_text(text)}"
-            if 500 <= code < 600:
-                return SendFailed(reason, retryable=False, gone=True)
-            return SendFailed(reason, retryable=True)
+            if not 500 <= code < 600:
+                return SendFailed(reason, retryable=True)
+            # 5.7.x is policy (relay denied, not logged in): our server's settings are wrong,
+            # and marking every recipient gone would silence a whole crisis.
+            if _POLICY_STATUS.match(_text(text)):
+                return SendFailed(f"{reason}: check that this server relays for the sender "
+                                  "(username, password, sender address)", retryable=False)
+            return SendFailed(reason, retryable=False, gone=True)
         if isinstance(exc, smtplib.SMTPResponseException):
             # 4xx is a temporary refusal by definition; 5xx (sender or content refused) is not.
             reason = f"{server} answered {exc.smtp_code} {_text(exc.smtp_error)}"
+            if isinstance(exc, smtplib.SMTPSenderRefused):
+                reason += ": check the sender address"
             return SendFailed(reason, retryable=not 500 <= exc.smtp_code < 600)
         if not isinstance(exc, (smtplib.SMTPServerDisconnected, OSError)):
             return SendFailed(f"{server}: {exc}: check the e-mail settings in the configuration",

@@ -1,0 +1,82 @@
+"""The offline channels: the console (and the exercise sandbox), and files for a website.
+
+No token, no network: with the built-in defaults every message lands here, readable, so a city
+can try the whole flow on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from playbook.delivery import Delivery, Limits, plain_text
+from playbook.errors import SendFailed
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """A file name made from an address or key: no slashes, no dots at the start."""
+    return _UNSAFE.sub("_", text).lstrip("._") or "_"
+
+
+class ConsoleChannel:
+    """Prints each message; with a folder, also appends it to one log file per address."""
+
+    name = "console"
+    limits = Limits()
+
+    def __init__(self, out: TextIO | None = None, folder: Path | None = None) -> None:
+        self.out = out
+        self.folder = folder
+
+    async def send(self, delivery: Delivery) -> str:
+        """Write the message where a person can read it."""
+        block = (f"── {delivery.recipient_name} <{delivery.recipient_id}> · {delivery.lang} · "
+                 f"{delivery.step_id} · {delivery.incident_id}\n{plain_text(delivery.text)}\n")
+        try:
+            if self.folder is not None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path = self.folder / f"{safe_name(delivery.address)}.txt"
+                with path.open("a", encoding="utf-8") as log:
+                    log.write(block + "\n")
+            (self.out or sys.stdout).write(block)
+        except OSError as exc:
+            raise SendFailed(f"cannot write the console log: {exc.strerror}",
+                             retryable=True) from exc
+        return f"console:{delivery.key}"
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class FileChannel:
+    """Writes each message as an HTML fragment a website can publish: one file per message."""
+
+    name = "file"
+    limits = Limits()
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def send(self, delivery: Delivery) -> str:
+        """Write the message atomically to `root/<address>/<key>.html`."""
+        folder = self.root / safe_name(delivery.address)
+        path = folder / f"{safe_name(delivery.key)}.html"
+        direction = "rtl" if delivery.text.lstrip().startswith("\u200f") else "auto"
+        html = (f'<article lang="{delivery.lang}" dir="{direction}">\n'
+                + delivery.text.replace("\n", "<br>\n") + "\n</article>\n")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            temp = path.with_suffix(".tmp")
+            temp.write_text(html, encoding="utf-8")
+            os.replace(temp, path)
+        except OSError as exc:
+            raise SendFailed(f"cannot write {path}: {exc.strerror}", retryable=True) from exc
+        return str(path)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -371,3 +371,7 @@ def run(argv: list[str] | None = None) -> int:
 def main() -> None:
     """Console-script entry point."""
     sys.exit(run())
+
+
+# The incident commands live in their own module; importing it registers them on `app`.
+from playbook import commands  # noqa: E402, F401

@@ -437,7 +437,8 @@ class StoreTx:
     def cap_alerts(self, incident_id: str, exclude: str) -> list[tuple[str, str]]:
         """(identifier, sent) of the CAP alerts already queued for an incident, oldest first."""
         query = sa.select(outbox.c.meta, outbox.c.created_at).where(
-            outbox.c.incident_id == incident_id, outbox.c.channel == "cap").order_by(outbox.c.id)
+            outbox.c.incident_id == incident_id, outbox.c.recipient_id.like("public:%")
+        ).order_by(outbox.c.id)
         found: dict[str, str] = {}
         for row in self.conn.execute(query):
             meta: dict[str, str] = row.meta

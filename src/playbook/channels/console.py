@@ -29,14 +29,18 @@ class ConsoleChannel:
     name = "console"
     limits = Limits()
 
-    def __init__(self, out: TextIO | None = None, folder: Path | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, folder: Path | None = None, *,
+                 standing_in_for: str = "") -> None:
         self.out = out
         self.folder = folder
+        self.standing_in_for = standing_in_for
 
     async def send(self, delivery: Delivery) -> str:
         """Write the message where a person can read it."""
+        via = f" · {self.standing_in_for} {delivery.address}" if self.standing_in_for else ""
         block = (f"── {delivery.recipient_name} <{delivery.recipient_id}> · {delivery.lang} · "
-                 f"{delivery.step_id} · {delivery.incident_id}\n{plain_text(delivery.text)}\n")
+                 f"{delivery.step_id} · {delivery.incident_id}{via}\n"
+                 f"{plain_text(delivery.text)}\n")
         try:
             if self.folder is not None:
                 self.folder.mkdir(parents=True, exist_ok=True)
@@ -47,7 +51,9 @@ class ConsoleChannel:
         except OSError as exc:
             raise SendFailed(f"cannot write the console log: {exc.strerror}",
                              retryable=True) from exc
-        return f"console:{delivery.key}"
+        if self.standing_in_for:
+            return f"console (no {self.standing_in_for} configured)"
+        return "console"
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -1,0 +1,149 @@
+"""Putting it together from the settings, and the long-running service (`playbook run`).
+
+The service runs the scheduler and the dispatcher until SIGINT or SIGTERM, then finishes and
+records the batch in flight before it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TextIO
+
+from playbook.channels.cap import CapChannel
+from playbook.channels.console import ConsoleChannel, FileChannel
+from playbook.channels.email import EmailChannel
+from playbook.channels.telegram import TelegramChannel
+from playbook.channels.webhook import WebhookChannel
+from playbook.clock import Clock, SystemClock
+from playbook.config import Settings
+from playbook.delivery import Channel
+from playbook.directory import Directory
+from playbook.directoryfile import load_directory
+from playbook.dispatch import Dispatcher, DispatchSettings
+from playbook.duration import parse_duration
+from playbook.engine import Engine, EngineSettings
+from playbook.migrations import migrate
+from playbook.scheduler import Scheduler
+from playbook.store import SqlStore, redact
+
+
+@dataclass
+class Parts:
+    """Everything a command needs, built once from the settings."""
+
+    settings: Settings
+    store: SqlStore
+    directory: Directory
+    engine: Engine
+    channels: dict[str, Channel]
+    notes: list[str] = field(default_factory=list)
+
+    def dispatcher(self, clock: Clock, worker: str | None = None) -> Dispatcher:
+        """A dispatcher over this installation's channels."""
+        dispatcher = Dispatcher(self.store, self.channels, clock,
+                                worker=worker or f"{socket.gethostname()}:{os.getpid()}",
+                                settings=DispatchSettings(
+                                    max_attempts=self.settings.engine.max_attempts))
+        self.engine.on_enqueue = dispatcher.wake.set
+        return dispatcher
+
+
+def build(settings: Settings, *, out: TextIO | None = None,
+          directory: Directory | None = None) -> Parts:
+    """Open (and migrate) the database, read the directory, set up the channels."""
+    store = SqlStore(settings.database_url())
+    migrate(store)
+    if directory is None:
+        directory = load_directory(settings.directory_files())
+    engine = Engine(store, directory, EngineSettings(
+        approval_timeout=parse_duration(settings.engine.approval_timeout),
+        late_after=parse_duration(settings.engine.late_after),
+        cap_sender=settings.output.cap_sender))
+    channels, notes = build_channels(settings, out)
+    return Parts(settings, store, directory, engine, channels, notes)
+
+
+def build_channels(settings: Settings, out: TextIO | None = None,
+                   ) -> tuple[dict[str, Channel], list[str]]:
+    """The configured channels; an unconfigured one writes to the console, and says so."""
+    console = ConsoleChannel(out, settings.path(settings.output.console_dir))
+    channels: dict[str, Channel] = {
+        "console": console, "file": FileChannel(settings.path(settings.output.files_dir)),
+        "cap": CapChannel(settings.path(settings.output.cap_dir), settings.output.cap_sender),
+    }
+    notes = []
+    token = settings.telegram_token()
+    if token:
+        channels["telegram"] = TelegramChannel(token, base_url=settings.telegram.base_url or None)
+    else:
+        channels["telegram"] = ConsoleChannel(out, console.folder, standing_in_for="telegram")
+        notes.append("telegram: no token configured — Telegram messages go to the console")
+    if settings.email.host:
+        channels["email"] = EmailChannel(
+            settings.email.host, settings.email.port, settings.email.sender,
+            username=settings.email.username or None,
+            password=os.environ.get(settings.email.password_env) or None,
+            starttls=settings.email.starttls)
+    else:
+        channels["email"] = ConsoleChannel(out, console.folder, standing_in_for="email")
+        notes.append("email: no SMTP host configured — e-mails go to the console")
+    secret = os.environ.get(settings.webhook.secret_env)
+    if secret:
+        channels["webhook"] = WebhookChannel(secret.encode("utf-8"))
+    else:
+        notes.append(f"webhook: ${settings.webhook.secret_env} is not set — webhooks are off")
+    return channels, notes
+
+
+class Service:
+    """`playbook run`: the scheduler wakes the engine, the dispatcher sends, until a signal."""
+
+    def __init__(self, parts: Parts, clock: Clock | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.parts = parts
+        self.clock = clock or SystemClock()
+        self.dispatcher = parts.dispatcher(self.clock)
+        self.scheduler = Scheduler(self._tick)
+        self.stop = asyncio.Event()
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    async def _tick(self) -> datetime | None:
+        engine = self.parts.engine
+        fired = engine.tick(self.clock.now())
+        if fired:
+            self.log(f"fired {fired} step(s)")
+            self.dispatcher.wake.set()
+        return engine.next_wake()
+
+    async def run(self) -> None:
+        """Run until SIGINT or SIGTERM (or `stop` is set); finish and record what is in flight."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        for note in self.parts.notes:
+            self.log(note)
+        self.log(f"playbook run: database {redact(self.parts.store.url)}, "
+                 f"channels {', '.join(sorted(self.parts.channels))}")
+        await self.scheduler.start()
+        sending = asyncio.create_task(self.dispatcher.run(self.stop))
+        try:
+            await self.stop.wait()
+        finally:
+            self.scheduler.shutdown()
+            await sending  # the batch in flight is sent and recorded before we stop
+            await self.dispatcher.aclose()
+            self.parts.store.dispose()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            self.log(f"stopped: {self.dispatcher.stats.sent} sent, "
+                     f"{self.dispatcher.stats.retried} to retry, {self.dispatcher.stats.dead} dead")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from playbook.cli import run
+from playbook.store import SqlStore
+from stores import fresh_url, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,3 +47,17 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return Result(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: every store and engine test runs on SQLite and on PostgreSQL."""
+    yield from fresh_url(request.param, tmp_path)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    """A migrated store on an empty database."""
+    opened = open_store(db_url)
+    yield opened
+    opened.dispose()

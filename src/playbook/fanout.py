@@ -100,7 +100,7 @@ def notice(incident: IncidentRow, directory: Directory, person: str, text: str, 
         return []
     recipient = Recipient(f"staff:{member.id}", member.name, "staff", tuple(member.languages),
                           member.addresses())
-    lang = member.languages[0]
+    lang = "en"  # the engine's own notices are English until the bot's catalogs translate them
     if incident.exercise:
         text = f"{EXERCISE_BANNER.get(lang.split('-')[0], EXERCISE_BANNER['en'])}\n\n{text}"
     channel, address = recipient.addresses[0]

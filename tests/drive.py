@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from conftest import ROOT
-
 from playbook.channels.cap import CapChannel
 from playbook.channels.console import ConsoleChannel, FileChannel
 from playbook.clock import VirtualClock

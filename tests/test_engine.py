@@ -6,8 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from drive import START, Drive, checked
 
+from drive import START, Drive, checked
 from playbook.approvals import Approvals
 from playbook.errors import BadInput
 from playbook.events import fingerprint
@@ -48,7 +48,8 @@ def test_intermediaries_get_their_own_language(store: SqlStore, tmp_path: Path) 
         "intermediary:fatima-z": "fr"}
     assert all(r.state == "sent" for r in rows)
     arabic = next(r for r in rows if r.delivery.lang == "ar").delivery.text
-    assert "\u200f" in arabic and "Market Square" in arabic
+    assert "\u200f" in arabic
+    assert "Market Square" in arabic
 
 
 def test_public_messages_wait_for_a_second_person(store: SqlStore, tmp_path: Path) -> None:
@@ -108,7 +109,8 @@ def test_injects_are_skipped_in_an_actual_incident(store: SqlStore, tmp_path: Pa
     incident = drive.activate()
     drive.run_until(START + 3 * H)
     skipped = [e for e in drive.events(incident.id, "skipped") if e.step_id == "rumour-inject"]
-    assert skipped and "exercises" in skipped[0].data["reason"]
+    assert skipped
+    assert "exercises" in skipped[0].data["reason"]
     assert not drive.events(incident.id, "inject")
 
 
@@ -181,6 +183,7 @@ def test_the_version_is_frozen_at_activation(store: SqlStore, tmp_path: Path) ->
     incident = drive.activate()
     with store.begin() as tx:
         row = tx.incident(incident.id)
-    assert row is not None and len(row.version) == 64
+    assert row is not None
+    assert len(row.version) == 64
     assert row.frozen["templates"]["public_update"]["ar"].strip()
     assert drive.events(incident.id, "activated")[0].data["version"] == row.version

@@ -75,7 +75,7 @@ def test_cutting_off_the_end_shows(store: SqlStore, logged: str) -> None:
     """Deleting the last entries shows against the head the incident recorded."""
     _drop_triggers(store)
     with store.engine.begin() as conn:
-        last = conn.execute(sa.text("SELECT max(seq) FROM events WHERE incident_id = :i"),
+        last: int = conn.execute(sa.text("SELECT max(seq) FROM events WHERE incident_id = :i"),
                             {"i": logged}).scalar_one()
         conn.execute(sa.text("DELETE FROM events WHERE seq = :s AND incident_id = :i"),
                      {"s": last, "i": logged})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -98,13 +98,15 @@ class Dispatcher:
 
     def __init__(self, store: Store, channels: Mapping[str, Channel], clock: Clock, *,
                  worker: str = "dispatcher", settings: DispatchSettings | None = None,
-                 pacer: Pacer | None = None) -> None:
+                 pacer: Pacer | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.store = store
         self.channels = channels
         self.clock = clock
         self.worker = worker
         self.settings = settings or DispatchSettings()
         self.pacer = pacer or Pacer()
+        self.sleep = sleep  # real time: pacing is about the provider's clock, not the scenario's
         self.stats = DispatchStats()
         self.wake = asyncio.Event()
 
@@ -156,7 +158,7 @@ class Dispatcher:
                 f"the {delivery.channel} channel is not configured", retryable=False))
         wait = self.pacer.reserve(channel.name, channel.limits, delivery)
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
         async with gate:
             try:
                 return Outcome(row, receipt=await channel.send(delivery))

@@ -390,9 +390,10 @@ class StoreTx:
             return 0
         inserted = 0
         for start in range(0, len(rows), 500):
+            # RETURNING counts what was really inserted; rowcount is unreliable for batches.
             result = self.conn.execute(self._insert(outbox).on_conflict_do_nothing(
-                index_elements=["key"]), rows[start:start + 500])
-            inserted += max(int(result.rowcount), 0)
+                index_elements=["key"]).returning(outbox.c.id), rows[start:start + 500])
+            inserted += len(result.all())
         return inserted
 
     def claim(self, now: datetime, worker: str, lease_until: datetime,

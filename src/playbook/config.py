@@ -98,6 +98,7 @@ class EngineSettingsSection(_Section):
     approval_timeout: DurationText = "15m"
     late_after: DurationText = "1m"
     max_attempts: Annotated[StrictInt, Field(ge=1, le=50)] = 6
+    lease: DurationText = "1m"
 
 
 class TelegramSettings(_Section):

@@ -51,7 +51,8 @@ class Parts:
         dispatcher = Dispatcher(self.store, self.channels, clock,
                                 worker=worker or f"{socket.gethostname()}:{os.getpid()}",
                                 settings=DispatchSettings(
-                                    max_attempts=self.settings.engine.max_attempts))
+                                    max_attempts=self.settings.engine.max_attempts,
+                                    lease=parse_duration(self.settings.engine.lease)))
         self.engine.on_enqueue = dispatcher.wake.set
         return dispatcher
 

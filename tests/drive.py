@@ -25,6 +25,7 @@ from playbook.loader import CheckedPlaybook, load_checked
 from playbook.ports import IncidentRow, OutboxRow
 from playbook.store import SqlStore
 
+CAP_SENDER = "alerts@riverton.example"
 SETTINGS = load_settings(ROOT / "examples" / "playbook.toml")
 ZONE = ZoneInfo(SETTINGS.city.timezone)
 START = datetime(2026, 5, 4, 9, 0, tzinfo=ZONE)
@@ -50,13 +51,14 @@ class Drive:
                  settings: EngineSettings | None = None, start: datetime = START) -> None:
         self.store = store
         self.clock = VirtualClock(start)
-        self.engine = Engine(store, directory or example_directory(), settings)
+        self.engine = Engine(store, directory or example_directory(),
+                             settings or EngineSettings(cap_sender=CAP_SENDER))
         self.console = io.StringIO()
         console = ConsoleChannel(self.console)
         self.channels: dict[str, Channel] = {
             "console": console, "telegram": console, "email": console,
             "file": FileChannel(tmp_path / "public"),
-            "cap": CapChannel(tmp_path / "cap", "alerts@riverton.example"),
+            "cap": CapChannel(tmp_path / "cap", CAP_SENDER),
         }
         self.dispatcher = Dispatcher(store, self.channels, self.clock)
 
@@ -99,3 +101,18 @@ class Drive:
         """The incident's outbox rows."""
         with self.store.begin() as tx:
             return tx.outbox(incident_id)
+
+
+def variant(tmp_path: Path, *changes: tuple[str, str]) -> CheckedPlaybook:
+    """The hate-incident protocol with text replaced, checked, in a folder of its own."""
+    source = (ROOT / "protocols" / "hate_incident.yaml").read_text(encoding="utf-8")
+    for old, new in changes:
+        assert old in source, old
+        source = source.replace(old, new)
+    folder = tmp_path / "variant"
+    (folder / "protocols").mkdir(parents=True, exist_ok=True)
+    if not (folder / "message_templates").exists():
+        (folder / "message_templates").symlink_to(ROOT / "message_templates")
+    path = folder / "protocols" / "hate_incident.yaml"
+    path.write_text(source, encoding="utf-8")
+    return load_checked(path, city=SETTINGS.city_values(), timezone=ZONE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "staff": Staff, "intermediaries": Intermediary, "media": MediaContact,
     "public": PublicChannel,
 }
+FIELD_NAMES = frozenset(name for model in SECTIONS.values() for name in model.model_fields)
 LIST_COLUMNS = frozenset({"languages", "communities", "areas", "tags", "roles", "backup_for"})
 BOOL_COLUMNS = frozenset({"active", "available"})
 
@@ -59,27 +60,11 @@ def _read(section: str, path: Path) -> list[BaseModel]:
         raise BadInput.one(document.path, f"expected a list under `{section}:`",
                            f"start the file with `{section}:` and one `- id: ...` per entry",
                            line=1, col=1)
-    entries, problems = [], []
-    model = SECTIONS[section]
-    for index, raw in enumerate(data[section]):
-        try:
-            entries.append(model.model_validate(raw))
-        except ValidationError as exc:
-            problems += _shift(located(document, exc), document, (section, index))
-    if problems:
-        raise BadInput(problems)
-    return entries
-
-
-def _shift(problems: Iterable[Problem], document: Any, prefix: tuple[str, int]) -> list[Problem]:
-    # pydantic located the error inside one entry; place it inside the whole file.
-    out = []
-    for p in problems:
-        loc = (*prefix, *[int(x) if x.isdigit() else x for x in p.field.split(".") if x])
-        line, col = document.locate(loc)
-        field = f"{prefix[0]}[{prefix[1]}]" + (f".{p.field}" if p.field else "")
-        out.append(Problem(p.path, line, col, field, p.message, p.hint))
-    return out
+    try:
+        parsed = Directory.model_validate({section: data[section]})
+    except ValidationError as exc:
+        raise BadInput(sorted(located(document, exc, FIELD_NAMES))) from None
+    return list(getattr(parsed, section))
 
 
 def _read_csv(section: str, path: Path) -> Iterator[BaseModel]:

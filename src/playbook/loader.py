@@ -111,8 +111,13 @@ def _clean_loc(raw: tuple[str | int, ...]) -> Loc:
     return tuple(loc)
 
 
-def located(document: Document, exc: ValidationError) -> Iterable[Problem]:
-    """Every pydantic error as a problem located in the YAML document it came from."""
+def located(document: Document, exc: ValidationError,
+            names: Iterable[str] | None = None) -> Iterable[Problem]:
+    """Every pydantic error as a problem located in the YAML document it came from.
+
+    `names` are the keys "did you mean" may suggest (default: every playbook key).
+    """
+    known = sorted(_all_field_names() if names is None else names)
     seen: set[tuple[Loc, str]] = set()
     errors = exc.errors(include_url=False)
     locs = [_clean_loc(tuple(e["loc"])) for e in errors]
@@ -121,7 +126,7 @@ def located(document: Document, exc: ValidationError) -> Iterable[Problem]:
             other[: len(loc)] == loc and len(other) > len(loc) for other in locs
         ):
             continue  # a list emptied by its own bad items; the items say what is wrong
-        message, hint = _explain(error, loc)
+        message, hint = _explain(error, loc, known)
         if (loc, message) in seen:
             continue
         seen.add((loc, message))
@@ -130,12 +135,12 @@ def located(document: Document, exc: ValidationError) -> Iterable[Problem]:
         yield Problem(document.path, line, col, field_name(loc), message, hint)
 
 
-def _explain(error: Any, loc: Loc) -> tuple[str, str]:
+def _explain(error: Any, loc: Loc, known: list[str]) -> tuple[str, str]:
     kind: str = error["type"]
     given = error.get("input")
     last = loc[-1] if loc else ""
     if kind == "extra_forbidden":
-        close = difflib.get_close_matches(str(last), sorted(_all_field_names()), n=1)
+        close = difflib.get_close_matches(str(last), known, n=1)
         hint = f"did you mean `{close[0]}`?" if close else "remove it or check the spelling"
         return f"unknown key `{last}`", hint
     if kind == "missing":

@@ -53,7 +53,8 @@ def test_a_bad_csv_is_refused_whole_with_every_row_named(tmp_path: Path) -> None
     text = "\n".join(found)
     assert f"{path}:3:7: languages" in text
     assert f"{path}:4:2: name" in text
-    assert f"{path}:5" in text and "no way to reach this person" in text
+    assert f"{path}:5" in text
+    assert "no way to reach this person" in text
     assert len([p for p in found if f"{path}:" in p]) >= 3
     assert _problems({"intermediaries": path})  # still refused: nothing half-loaded
 
@@ -126,13 +127,17 @@ def test_route_keeps_exercises_in_the_sandbox() -> None:
     """Only a drill participant's own channel is real in an exercise; all else is sandboxed."""
     staff = Recipient("staff:ann", "Ann", "staff", ("en",), (("telegram", "1"),))
     public = Recipient("public:tg:en", "Channel", "public", ("en",), (("telegram", "@c"),))
-    args = {"incident_id": "2026-0001", "participants": frozenset({"ann"})}
-    assert route(staff, "telegram", "1", exercise=True, **args) == ("telegram", "1")
-    assert route(public, "telegram", "@c", exercise=True, **args) == ("console",
-                                                                      "exercise/2026-0001")
-    assert route(public, "telegram", "@c", exercise=False, **args) == ("telegram", "@c")
+    players = frozenset({"ann"})
+
+    def where(r: Recipient, channel: str, address: str, exercise: bool) -> tuple[str, str]:
+        return route(r, channel, address, exercise=exercise, incident_id="2026-0001",
+                     participants=players)
+
+    assert where(staff, "telegram", "1", True) == ("telegram", "1")
+    assert where(public, "telegram", "@c", True) == ("console", "exercise/2026-0001")
+    assert where(public, "telegram", "@c", False) == ("telegram", "@c")
     outsider = Recipient("staff:bob", "Bob", "staff", ("en",), (("telegram", "2"),))
-    assert route(outsider, "telegram", "2", exercise=True, **args)[0] == "console"
+    assert where(outsider, "telegram", "2", True)[0] == "console"
 
 
 def test_a_person_needs_a_way_to_be_reached() -> None:

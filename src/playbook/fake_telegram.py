@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.parser
 import email.policy
+import html
 import json
 import math
 import random
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 FAULT_KINDS = ("500", "429", "timeout", "timeout_after_accept", "drop")
 """`timeout_after_accept` records the message and then never answers: how duplicates arise."""
@@ -60,6 +61,8 @@ class Sent:
     reply_markup: JSON | None
     time: float
     """The injected clock's reading when it was accepted."""
+    params: JSON = field(default_factory=dict)
+    """Every parameter of the request, as received."""
 
 
 @dataclass
@@ -110,34 +113,37 @@ def _too_many(wait: float) -> _Refused:
 
 
 class FakeBotApi:
-    """The fake server; `with FakeBotApi() as api:` serves on an ephemeral loopback port."""
+    """The fake server; `with FakeBotApi() as api:` serves on an ephemeral loopback port.
+
+    `sent`, `edits` and `answers` record what was accepted, in order; `stats` counts.
+    """
 
     def __init__(self, token: str = "123456:TEST", *, enforce_limits: bool = True,
                  strict_chats: bool = False, clock: Callable[[], float] = time.monotonic,
                  faults: FaultPlan | None = None, hold: float = 30.0, tolerance: float = 0.05,
                  username: str = "playbook_test_bot") -> None:
         self.token, self.enforce_limits, self.strict_chats = token, enforce_limits, strict_chats
-        self.clock, self.hold, self.tolerance = clock, hold, tolerance
-        self.faults = faults
+        self.clock, self.faults, self.tolerance = clock, faults, tolerance
+        self.hold = hold
+        """Seconds a timeout fault holds the request (longer than any client waits)."""
         self.me: JSON = {"id": int(token.split(":")[0]) if token[:1].isdigit() else 1,
                          "is_bot": True, "first_name": "Playbook Test", "username": username,
                          "can_join_groups": True, "can_read_all_group_messages": False,
                          "supports_inline_queries": False}
+        self.sent: list[Sent] = []
+        self.edits: list[Sent] = []
+        self.answers: list[JSON] = []
         self.commands: list[JSON] = []
         self.webhook = ""
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
         self.stopping = threading.Event()
+        self._lock = threading.Condition(threading.RLock())
         self._rng = random.Random(faults.seed if faults else None)
         self._scripted: dict[str, deque[str]] = {}
         self._stats = Stats()
-        self._sent: list[Sent] = []
-        self._edits: list[Sent] = []
-        self._answers: list[JSON] = []
         self._seen: set[tuple[int, str]] = set()
         self._chats: dict[int | str, _Chat] = {}
         self._messages: dict[tuple[int, int], JSON] = {}
-        self._next_message: Counter[int] = Counter()
+        self._last_id: Counter[int] = Counter()
         self._updates: deque[JSON] = deque()
         self._next_update = 1
         self._queries: dict[str, JSON] = {}
@@ -146,7 +152,6 @@ class FakeBotApi:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeBotApi:
         """Listen on 127.0.0.1 on a free port and serve from a background thread."""
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -161,11 +166,11 @@ class FakeBotApi:
         if self._server is None:
             return
         self.stopping.set()
-        with self._changed:
-            self._changed.notify_all()
+        with self._lock:
+            self._lock.notify_all()
         self._server.shutdown()
         self._server.drop_connections()
-        self._server.server_close()  # joins the handler threads, now all released
+        self._server.server_close()  # joins the handler threads, all released by now
         if self._thread is not None:
             self._thread.join()
         self._server = None
@@ -184,18 +189,26 @@ class FakeBotApi:
             raise RuntimeError("FakeBotApi is not started")
         return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
 
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of the counters."""
+        with self._lock:
+            s = self._stats
+            return Stats(s.requests, s.accepted, s.rate_limited, s.duplicates,
+                         Counter(s.faults), Counter(s.calls))
+
     # ----- scripting -------------------------------------------------------------------------
     def add_chat(self, chat_id: int | str, kind: str = "private") -> None:
         """Make a chat known (needed with `strict_chats=True`); `@name` ids are channels."""
         if kind not in CHAT_KINDS:
             raise ValueError(f"kind must be one of {CHAT_KINDS}")
         with self._lock:
-            self._register(chat_id, kind)
+            self._known(chat_id).kind = kind
 
     def block(self, chat_id: int | str) -> None:
         """The user blocks the bot (or the group removes it): sends get 403 from now on."""
         with self._lock:
-            self._ensure(chat_id).blocked = True
+            self._known(chat_id).blocked = True
 
     def fail_next(self, kind: str, count: int = 1, *, method: str = "sendMessage") -> None:
         """The next `count` calls of `method` fail with fault `kind` (see FAULT_KINDS)."""
@@ -206,75 +219,48 @@ class FakeBotApi:
 
     def push_update(self, update: JSON) -> JSON:
         """Queue an update for getUpdates; an `update_id` is assigned if missing."""
-        with self._changed:
+        with self._lock:
             update = {"update_id": self._next_update, **update}
             self._next_update = max(self._next_update, int(update["update_id"])) + 1
             self._updates.append(update)
-            self._changed.notify_all()
+            self._lock.notify_all()
             return update
 
     def push_message(self, chat_id: int | str, text: str, *, user_id: int | None = None,
                      first_name: str = "Tester", username: str | None = None) -> JSON:
         """A user writes `text` in a chat; a leading `/command` gets its bot_command entity."""
         with self._lock:
-            chat = self._ensure(chat_id)
-            user = self._user(user_id or (chat.id if chat.kind == "private" else 1000),
-                              first_name, username)
-            message: JSON = {"message_id": self._new_message_id(chat), "date": int(time.time()),
-                             "chat": chat.as_json(), "from": user, "text": text}
-        command = re.match(r"/\S+", text)
-        if command:
-            message["entities"] = [{"type": "bot_command", "offset": 0,
-                                    "length": _units(command.group())}]
-        return self.push_update({"message": message})
+            chat = self._known(chat_id)
+            user: JSON = {"id": user_id or (chat.id if chat.kind == "private" else 1000),
+                          "is_bot": False, "first_name": first_name}
+            message: JSON = {"message_id": self._new_id(chat), "date": int(time.time()),
+                             "chat": chat.as_json(), "text": text,
+                             "from": user | ({"username": username} if username else {})}
+            command = re.match(r"/\S+", text)
+            if command:
+                message["entities"] = [{"type": "bot_command", "offset": 0,
+                                        "length": _units(command.group())}]
+            return self.push_update({"message": message})
 
     def push_callback_query(self, chat_id: int | str, data: str, *, message_id: int | None = None,
                             user_id: int | None = None, first_name: str = "Tester") -> JSON:
         """A user presses an inline button on a bot message (by default the chat's latest)."""
         with self._lock:
-            chat = self._ensure(chat_id)
+            chat = self._known(chat_id)
             ids = [m for c, m in self._messages if c == chat.id]
-            key = (chat.id, message_id or max(ids, default=0))
-            message = self._messages.get(key) or {
-                "message_id": key[1] or self._new_message_id(chat), "date": int(time.time()),
+            message = self._messages.get((chat.id, message_id or max(ids, default=0))) or {
+                "message_id": message_id or self._new_id(chat), "date": int(time.time()),
                 "chat": chat.as_json(), "from": self.me, "text": "(message)"}
-            query_id = str(len(self._queries) + 1_000_000)
-            query = {"id": query_id, "chat_instance": str(chat.id), "data": data,
-                     "from": self._user(user_id or chat.id, first_name, None),
-                     "message": message}
-            self._queries[query_id] = query
-        return self.push_update({"callback_query": query})
+            query = {"id": f"q{self._next_update}", "chat_instance": str(chat.id),
+                     "from": {"id": user_id or chat.id, "is_bot": False,
+                              "first_name": first_name}, "message": message, "data": data}
+            self._queries[str(query["id"])] = query
+            return self.push_update({"callback_query": query})
 
     def wait_for(self, count: int, timeout: float = 5.0) -> bool:
         """Block until at least `count` messages were accepted; False on timeout."""
-        with self._changed:
-            return self._changed.wait_for(lambda: len(self._sent) >= count, timeout)
-
-    @property
-    def sent(self) -> list[Sent]:
-        """Every accepted sendMessage, in order of acceptance."""
         with self._lock:
-            return list(self._sent)
-
-    @property
-    def edits(self) -> list[Sent]:
-        """Every accepted editMessageText."""
-        with self._lock:
-            return list(self._edits)
-
-    @property
-    def answers(self) -> list[JSON]:
-        """Every accepted answerCallbackQuery, as its parameters."""
-        with self._lock:
-            return list(self._answers)
-
-    @property
-    def stats(self) -> Stats:
-        """A snapshot of the counters."""
-        with self._lock:
-            s = self._stats
-            return Stats(s.requests, s.accepted, s.rate_limited, s.duplicates,
-                         Counter(s.faults), Counter(s.calls))
+            return self._lock.wait_for(lambda: len(self.sent) >= count, timeout)
 
     # ----- the protocol ----------------------------------------------------------------------
     def call(self, token: str, method: str, params: JSON) -> tuple[str, int, JSON]:
@@ -282,25 +268,23 @@ class FakeBotApi:
         with self._lock:
             self._stats.requests += 1
             self._stats.calls[method] += 1
-            if token != self.token:
-                return "reply", 401, _Refused(401, "Unauthorized").as_json()
-            fault = self._draw_fault(method)
-        try:
-            if fault == "500":
-                raise _Refused(500, "Internal Server Error")
-            if fault == "429":
-                raise _too_many(1)
-            if fault in ("timeout", "drop"):
-                return fault, 0, {}
-            result = self._run(method, params)
-        except _Refused as refused:
-            if refused.code == 429:
-                with self._lock:
-                    self._stats.rate_limited += 1
-            return "reply", refused.code, refused.as_json()
-        if fault == "timeout_after_accept":
-            return "timeout", 0, {}
-        return "reply", 200, {"ok": True, "result": result}
+            try:
+                if token != self.token:
+                    raise _Refused(401, "Unauthorized")
+                fault = self._draw_fault(method)
+                if fault in ("timeout", "drop"):
+                    return fault, 0, {}
+                if fault == "500":
+                    raise _Refused(500, "Internal Server Error")
+                if fault == "429":
+                    raise _too_many(1)
+                result = self._run(method, params)
+            except _Refused as refused:
+                self._stats.rate_limited += refused.code == 429
+                return "reply", refused.code, refused.as_json()
+            if fault == "timeout_after_accept":
+                return "timeout", 0, {}
+            return "reply", 200, {"ok": True, "result": result}
 
     def _draw_fault(self, method: str) -> str | None:
         scripted = self._scripted.get(method)
@@ -320,33 +304,27 @@ class FakeBotApi:
         if method == "editMessageText":
             return self._edit_message_text(p)
         if method == "deleteMessage":
-            with self._lock:
-                chat = self._chat(p)
-                if self._messages.pop((chat.id, _int(p, "message_id")), None) is None:
-                    raise _Refused(400, "Bad Request: message to delete not found")
+            if self._messages.pop((self._chat(p).id, _int(p, "message_id")), None) is None:
+                raise _Refused(400, "Bad Request: message to delete not found")
             return True
         if method == "answerCallbackQuery":
-            with self._lock:
-                if self._queries.pop(str(p.get("callback_query_id")), None) is None:
-                    raise _Refused(400, "Bad Request: query is too old and response timeout "
-                                        "expired or query ID is invalid")
-                self._answers.append(dict(p))
+            if self._queries.pop(str(p.get("callback_query_id")), None) is None:
+                raise _Refused(400, "Bad Request: query is too old and response timeout "
+                                    "expired or query ID is invalid")
+            self.answers.append(dict(p))
             return True
         if method == "getUpdates":
             return self._get_updates(p)
         if method in ("setWebhook", "deleteWebhook"):
-            with self._lock:
-                self.webhook = str(p.get("url") or "") if method == "setWebhook" else ""
-                if _flag(p, "drop_pending_updates"):
-                    self._updates.clear()
+            self.webhook = str(p.get("url") or "") if method == "setWebhook" else ""
+            if _flag(p, "drop_pending_updates"):
+                self._updates.clear()
             return True
         if method == "getWebhookInfo":
-            with self._lock:
-                return {"url": self.webhook, "has_custom_certificate": False,
-                        "pending_update_count": len(self._updates)}
+            return {"url": self.webhook, "has_custom_certificate": False,
+                    "pending_update_count": len(self._updates)}
         if method == "setMyCommands":
-            with self._lock:
-                self.commands = list(_obj(p, "commands") or [])
+            self.commands = list(_obj(p, "commands") or [])
             return True
         if method == "getMyCommands":
             return self.commands
@@ -354,47 +332,42 @@ class FakeBotApi:
 
     def _send_message(self, p: JSON) -> JSON:
         text, parse_mode = str(p.get("text") or ""), p.get("parse_mode")
-        with self._lock:
-            chat = self._chat(p)
-            plain, entities = _parse(text, parse_mode)
-            now = self.clock()
-            if self.enforce_limits:
-                self._check_limits(chat, now)
-            message = self._store(chat, self._new_message_id(chat), plain, entities, p)
-            self._sent.append(Sent(chat.id, message["message_id"], text, parse_mode,
-                                   _obj(p, "reply_markup"), now))
-            self._stats.accepted += 1
-            self._stats.duplicates += (chat.id, text) in self._seen
-            self._seen.add((chat.id, text))
-            self._recent.append(now)
-            self._per_chat.setdefault(chat.id, deque()).append(now)
-            self._changed.notify_all()
-            return message
+        chat = self._chat(p)
+        plain = _parse(text, parse_mode)
+        now = self.clock()
+        if self.enforce_limits:
+            self._check_limits(chat, now)
+        message = self._store(chat, self._new_id(chat), plain, p)
+        self.sent.append(Sent(chat.id, message["message_id"], text, parse_mode,
+                              _obj(p, "reply_markup"), now, dict(p)))
+        self._stats.accepted += 1
+        self._stats.duplicates += (chat.id, text) in self._seen
+        self._seen.add((chat.id, text))
+        self._recent.append(now)
+        self._per_chat.setdefault(chat.id, deque()).append(now)
+        self._lock.notify_all()
+        return message
 
     def _edit_message_text(self, p: JSON) -> JSON:
         text, parse_mode = str(p.get("text") or ""), p.get("parse_mode")
-        with self._lock:
-            chat = self._chat(p)
-            old = self._messages.get((chat.id, _int(p, "message_id")))
-            if old is None:
-                raise _Refused(400, "Bad Request: message to edit not found")
-            plain, entities = _parse(text, parse_mode)
-            if (old["text"], old.get("reply_markup")) == (plain, _obj(p, "reply_markup")):
-                raise _Refused(400, "Bad Request: message is not modified: specified new "
-                               "message content and reply markup are exactly the same as a "
-                               "current content and reply markup of the message")
-            message = self._store(chat, old["message_id"], plain, entities, p)
-            message["edit_date"] = int(time.time())
-            self._edits.append(Sent(chat.id, old["message_id"], text, parse_mode,
-                                    _obj(p, "reply_markup"), self.clock()))
-            return message
+        chat = self._chat(p)
+        old = self._messages.get((chat.id, _int(p, "message_id")))
+        if old is None:
+            raise _Refused(400, "Bad Request: message to edit not found")
+        plain = _parse(text, parse_mode)
+        if (old["text"], old.get("reply_markup")) == (plain, _obj(p, "reply_markup")):
+            raise _Refused(400, "Bad Request: message is not modified: specified new message "
+                           "content and reply markup are exactly the same as a current content "
+                           "and reply markup of the message")
+        message = self._store(chat, old["message_id"], plain, p)
+        message["edit_date"] = int(time.time())
+        self.edits.append(Sent(chat.id, old["message_id"], text, parse_mode,
+                               _obj(p, "reply_markup"), self.clock(), dict(p)))
+        return message
 
-    def _store(self, chat: _Chat, message_id: int, plain: str, entities: list[JSON],
-               p: JSON) -> JSON:
+    def _store(self, chat: _Chat, message_id: int, plain: str, p: JSON) -> JSON:
         message: JSON = {"message_id": message_id, "date": int(time.time()),
                          "chat": chat.as_json(), "from": self.me, "text": plain}
-        if entities:
-            message["entities"] = entities
         if _obj(p, "reply_markup"):
             message["reply_markup"] = _obj(p, "reply_markup")
         self._messages[(chat.id, message_id)] = message
@@ -419,69 +392,55 @@ class FakeBotApi:
     def _get_updates(self, p: JSON) -> list[JSON]:
         offset, limit = _int(p, "offset", 0), _int(p, "limit", 100)
         deadline = time.monotonic() + _int(p, "timeout", 0)
-        with self._changed:
-            if self.webhook:
-                raise _Refused(409, "Conflict: can't use getUpdates method while webhook is "
-                                    "active; use deleteWebhook to delete the webhook first")
-            while offset < 0 and len(self._updates) > -offset:
-                self._updates.popleft()  # a negative offset keeps only the last -offset
-            while self._updates and self._updates[0]["update_id"] < offset:
-                self._updates.popleft()
-            while not self._updates and not self.stopping.is_set():
-                if not self._changed.wait(max(0.0, deadline - time.monotonic())):
-                    break
-            return [u for u in self._updates if u["update_id"] >= offset][:limit]
+        if self.webhook:
+            raise _Refused(409, "Conflict: can't use getUpdates method while webhook is active; "
+                                "use deleteWebhook to delete the webhook first")
+        while offset < 0 and len(self._updates) > -offset:
+            self._updates.popleft()  # a negative offset keeps only the last -offset
+        while self._updates and self._updates[0]["update_id"] < offset:
+            self._updates.popleft()  # confirmed
+        while not self._updates and not self.stopping.is_set():
+            if not self._lock.wait(max(0.0, deadline - time.monotonic())):
+                break
+        return [u for u in self._updates if u["update_id"] >= offset][:limit]
 
     # ----- chats -----------------------------------------------------------------------------
     def _chat(self, p: JSON) -> _Chat:
         if p.get("chat_id") in (None, ""):
             raise _Refused(400, "Bad Request: chat_id is empty")
-        chat = self._resolve(p["chat_id"], create=not self.strict_chats)
+        chat = self._find(p["chat_id"], create=not self.strict_chats)
+        if chat is None:
+            raise _Refused(400, "Bad Request: chat not found")
         if chat.blocked:
             raise _Refused(403, {"private": "Forbidden: bot was blocked by the user",
                                  "channel": "Forbidden: bot is not a member of the channel chat"}
                            .get(chat.kind, "Forbidden: bot was kicked from the group chat"))
         return chat
 
-    def _resolve(self, chat_id: int | str, *, create: bool) -> _Chat:
-        key = _chat_key(chat_id)
-        chat = self._chats.get(key) if key is not None else None
-        if chat is None and create and key is not None:
-            chat = self._register(chat_id, None)
+    def _known(self, chat_id: int | str) -> _Chat:
+        chat = self._find(chat_id, create=True)
         if chat is None:
-            raise _Refused(400, "Bad Request: chat not found")
+            raise ValueError(f"not a chat id: {chat_id!r}")
         return chat
 
-    def _ensure(self, chat_id: int | str) -> _Chat:
-        key = _chat_key(chat_id)
-        return (self._chats.get(key) if key is not None else None) or self._register(chat_id, None)
-
-    def _register(self, chat_id: int | str, kind: str | None) -> _Chat:
-        key = _chat_key(chat_id)
-        if key is None:
-            raise ValueError(f"not a chat id: {chat_id!r}")
-        if isinstance(key, str):
-            chat = _Chat(-1_000_000_000_000 - len(self._chats), kind or "channel", key[1:])
+    def _find(self, chat_id: Any, *, create: bool) -> _Chat | None:
+        text = str(chat_id).strip()
+        key: int | str = int(text) if re.fullmatch(r"-?\d+", text) else text.lower()
+        if key in self._chats or not create:
+            return self._chats.get(key)
+        if isinstance(key, int):
+            chat = _Chat(key, "private" if key > 0 else "supergroup" if key < -10**12
+                         else "group")
+        elif re.fullmatch(r"@\w{4,}", key):
+            chat = _Chat(-1_000_000_000_000 - len(self._chats), "channel", key[1:])
         else:
-            inferred = "private" if key > 0 else "supergroup" if key < -10**12 else "group"
-            chat = _Chat(key, kind or inferred)
+            return None
         self._chats[key] = self._chats[chat.id] = chat
         return chat
 
-    def _new_message_id(self, chat: _Chat) -> int:
-        self._next_message[chat.id] += 1
-        return self._next_message[chat.id]
-
-    def _user(self, user_id: int, first_name: str, username: str | None) -> JSON:
-        user: JSON = {"id": user_id, "is_bot": False, "first_name": first_name}
-        return user | ({"username": username} if username else {})
-
-
-def _chat_key(chat_id: int | str) -> int | str | None:
-    text = str(chat_id).strip()
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    return text.lower() if re.fullmatch(r"@\w{4,}", text) else None
+    def _new_id(self, chat: _Chat) -> int:
+        self._last_id[chat.id] += 1
+        return self._last_id[chat.id]
 
 
 def _int(p: JSON, name: str, default: int | None = None) -> int:
@@ -509,80 +468,48 @@ def _units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)((?:\s+[\w-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]*))?)*)"
-                  r"\s*>")
-_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
-_KINDS = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-          "ins": "underline", "s": "strikethrough", "strike": "strikethrough",
-          "del": "strikethrough", "tg-spoiler": "spoiler", "span": "spoiler", "a": "text_link",
-          "code": "code", "pre": "pre", "blockquote": "blockquote", "tg-emoji": "custom_emoji"}
-_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "tg-spoiler",
+                   "span", "a", "code", "pre", "blockquote", "tg-emoji"})
+_MARKUP = re.compile(r"<(/?)([a-zA-Z][\w-]*)(?:\s[^<>]*)?>|<"
+                     r"|&(?:lt|gt|amp|quot|#\d+|#x[\da-fA-F]+);")
 
 
-def _parse(text: str, parse_mode: Any) -> tuple[str, list[JSON]]:
-    """Telegram's HTML parse: (plain text, entities), or the 400 Telegram gives."""
-    if str(parse_mode or "").lower() != "html":
-        plain, entities = text, list[JSON]()
-    else:
-        plain, entities = _parse_html(text)
+def _parse(text: str, parse_mode: Any) -> str:
+    """The text Telegram would show, or the 400 it gives for broken HTML, empty or long text."""
+    plain = _parse_html(text) if str(parse_mode or "").lower() == "html" else text
     if not plain.strip():
         raise _Refused(400, "Bad Request: message text is empty")
     if _units(plain) > MAX_TEXT:
         raise _Refused(400, "Bad Request: message is too long")
-    return plain, entities
+    return plain
 
 
-def _parse_html(text: str) -> tuple[str, list[JSON]]:
-    out: list[str] = []
-    size = 0
-    open_: list[tuple[str, int, JSON]] = []
-    entities: list[JSON] = []
+def _parse_html(text: str) -> str:
+    shown: list[str] = []
+    open_: list[str] = []
     pos = 0
-
-    def fail(what: str) -> _Refused:
-        where = len(text[:pos].encode())
-        return _Refused(400, f"Bad Request: can't parse entities: {what} at byte offset {where}")
-
-    while pos < len(text):
-        char = text[pos]
-        if char == "<":
-            tag = _TAG.match(text, pos)
-            if tag is None:
-                raise fail("Unclosed start tag")
-            closing, name, attrs = tag.group(1), tag.group(2).lower(), tag.group(3)
-            if closing:
-                if not open_ or open_[-1][0] != name:
-                    raise fail(f'Unmatched end tag "{name}"')
-                _, start, entity = open_.pop()
-                if size > start:
-                    entities.append(entity | {"offset": start, "length": size - start})
-            elif name not in _KINDS or (name == "span" and "tg-spoiler" not in attrs):
-                raise fail(f'Unsupported start tag "{name}"')
-            else:
-                entity = {"type": _KINDS[name]}
-                href = re.search(r"href\s*=\s*[\"']?([^\"'\s>]*)", attrs)
-                if name == "a":
-                    entity["url"] = href.group(1) if href else ""
-                if name == "code" and open_ and open_[-1][0] == "pre":
-                    language = re.search(r"language-([\w+-]+)", attrs)
-                    if language:
-                        open_[-1][2]["language"] = language.group(1)
-                open_.append((name, size, entity))
-            pos = tag.end()
-            continue
-        found = _ENTITY.match(text, pos) if char == "&" else None
-        if found:
-            code = found.group(1)
-            piece = _NAMED.get(code) or chr(int(code[2:], 16) if code[1:2] == "x"
-                                            else int(code[1:]))
-            pos = found.end()
-        else:
-            piece, pos = char, pos + 1
-        out.append(piece)
-        size += _units(piece)
+    for markup in _MARKUP.finditer(text):
+        shown.append(text[pos:markup.start()])
+        pos = markup.end()
+        closing, name = markup.group(1), (markup.group(2) or "").lower()
+        where = f" at byte offset {len(text[:markup.start()].encode())}"
+        if markup.group().startswith("&"):
+            shown.append(html.unescape(markup.group()))
+        elif not name:
+            raise _unparsable("Unclosed start tag" + where)
+        elif closing and (not open_ or open_.pop() != name):
+            raise _unparsable(f'Unmatched end tag "{name}"{where}')
+        elif not closing and name not in _TAGS:
+            raise _unparsable(f'Unsupported start tag "{name}"{where}')
+        elif not closing:
+            open_.append(name)
     if open_:
-        raise fail(f'Can\'t find end tag corresponding to start tag "{open_[-1][0]}"')
-    return "".join(out), sorted(entities, key=lambda e: (e["offset"], -e["length"]))
+        raise _unparsable(f'Can\'t find end tag corresponding to start tag "{open_[-1]}"')
+    return "".join([*shown, text[pos:]])
+
+
+def _unparsable(what: str) -> _Refused:
+    return _Refused(400, f"Bad Request: can't parse entities: {what}")
 
 
 def _params(content_type: str, body: bytes, query: str) -> JSON:
@@ -627,6 +554,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as PTB's connection pool expects
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server: _Server
 
     def setup(self) -> None:
@@ -654,7 +582,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, TypeError):
             self._reply(400, _Refused(400, "Bad Request: invalid request body").as_json())
             return
-        action, status, answer = api.call(route.group(1), route.group(2), params)
+        action, status, answer = api.call(unquote(route.group(1)), route.group(2), params)
         if action == "timeout":
             api.stopping.wait(api.hold)
         if action != "reply":

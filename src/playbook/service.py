@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -57,9 +58,16 @@ class Parts:
         return dispatcher
 
 
+def quiet_transport_logs() -> None:
+    """httpx logs every request URL at INFO, and a Bot API URL contains the bot token."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
 def build(settings: Settings, *, out: TextIO | None = None,
           directory: Directory | None = None) -> Parts:
     """Open (and migrate) the database, read the directory, set up the channels."""
+    quiet_transport_logs()
     store = SqlStore(settings.database_url())
     migrate(store)
     if directory is None:

@@ -68,7 +68,10 @@ class TelegramChannel:
     async def send(self, delivery: Delivery) -> str:
         """Send the text as HTML without link previews; the receipt is the message id(s)."""
         parts = self._parts(delivery)
-        done = self._resume.pop(delivery.key, [])
+        # Progress survives a failure (even a cancellation) so a retry resumes, not repeats.
+        done = self._resume.setdefault(delivery.key, [])
+        if len(self._resume) > _RESUMABLE:
+            self._resume.pop(next(iter(self._resume)))
         try:
             bot = await self._started()
             for number, part in enumerate(parts[len(done):], start=len(done)):
@@ -81,14 +84,13 @@ class TelegramChannel:
                 done.append(message.message_id)
         except TelegramError as exc:
             failure = self._failure(exc, started=self._ready)
-            if done and failure.retryable:
-                if len(self._resume) >= _RESUMABLE:
-                    self._resume.pop(next(iter(self._resume)))
-                self._resume[delivery.key] = done
-            if done:
+            if not failure.retryable:
+                self._resume.pop(delivery.key, None)
+            if len(parts) > 1:
                 failure.reason = f"part {len(done) + 1} of {len(parts)}: {failure.reason}"
                 failure.args = (failure.reason,)
             raise failure from (None if self._leaks(exc) else exc)
+        self._resume.pop(delivery.key, None)
         return ",".join(str(message_id) for message_id in done)
 
     async def aclose(self) -> None:
@@ -182,18 +184,14 @@ def _units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _is_tag(atom: str) -> bool:
-    return len(atom) > 1 and atom[0] == "<"
-
-
 def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     """Split Telegram HTML into parts of at most `limit` UTF-16 units, each well-formed.
 
-    Breaks after a blank line if possible, else after a line, else after a space, else
-    between characters; never inside a tag or an entity. Tags open at a break are closed at
-    the end of the part and reopened at the start of the next. The length counted includes the
-    markup, so each part fits however Telegram counts it. `ValueError` if the markup alone
-    cannot fit.
+    Breaks after a blank line, else a line, else a space, else between characters (a better
+    kind of break wins if it keeps at least half of the part); never inside a tag or an
+    entity. Tags open at a break are closed at the end of the part and reopened at the start
+    of the next. The length counted includes the markup, so a part fits however Telegram
+    counts it. `ValueError` if the markup alone cannot fit.
     """
     if _units(text) <= limit:
         return [text]
@@ -209,7 +207,7 @@ def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
         end = start
         while end < len(atoms) and size + _units(atoms[end]) <= limit:
             size += _units(atoms[end])
-            has_text = has_text or not (_is_tag(atoms[end]) or atoms[end].isspace())
+            has_text = has_text or _is_text(atoms[end])
             end += 1
             closing = sum(len(name) + 3 for name, _ in stacks[end])
             if has_text and ranks[end] >= 0 and size + closing <= limit:
@@ -217,18 +215,23 @@ def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
         found = [position for position in reversed(best) if position is not None]
         if not found:
             raise ValueError(f"a part of at most {limit} characters cannot hold the markup")
-        cut = end if end == len(atoms) and end in found else found[0]
+        cut = next((p for p in found if 2 * (p - start) >= end - start), max(found))
         closing_tags = "".join(f"</{name}>" for name, _ in reversed(stacks[cut]))
         parts.append(prefix + "".join(atoms[start:cut]) + closing_tags)
         start = cut
     return parts
 
 
+def _is_text(atom: str) -> bool:
+    return not atom.isspace() and not (len(atom) > 1 and atom[0] == "<")
+
+
 def _walk(atoms: list[str]) -> tuple[list[tuple[tuple[str, str], ...]], list[int]]:
     """For each position between atoms: the open tags there, and how good a break it is.
 
-    Rank 3 after a blank line, 2 after a newline, 1 after other whitespace, 0 elsewhere;
-    -1 right after a start tag, which would leave an empty element behind.
+    Rank 3 after a blank line (and at the end), 2 after a newline, 1 after other whitespace,
+    0 elsewhere; -1 right after a start tag (it would leave an empty element behind) and
+    where no text follows (the next part would be empty).
     """
     stack: tuple[tuple[str, str], ...] = ()
     stacks = [stack]
@@ -248,4 +251,9 @@ def _walk(atoms: list[str]) -> tuple[list[tuple[tuple[str, str], ...]], list[int
                     else 1 if atom.isspace() else 0)
         stacks.append(stack)
         ranks.append(rank)
+    ranks[-1] = 3
+    position = len(atoms) - 1
+    while position > 0 and not _is_text(atoms[position]):
+        ranks[position] = -1
+        position -= 1
     return stacks, ranks

@@ -73,9 +73,15 @@ class Drive:
         self.send()
         return incident
 
+    loop: asyncio.AbstractEventLoop | None = None
+    """Set for channels whose connections live in one event loop (Telegram)."""
+
     def send(self) -> None:
         """Dispatch everything ready now."""
-        asyncio.run(self.dispatcher.drain())
+        if self.loop is None:
+            asyncio.run(self.dispatcher.drain())
+        else:
+            self.loop.run_until_complete(self.dispatcher.drain())
 
     def run_until(self, moment: datetime) -> None:
         """Jump from one due time to the next up to `moment`, firing and sending at each."""

@@ -87,6 +87,17 @@ class Pacer:
             self._next_global[channel] = at + 1.0 / limits.per_second
         return at - now
 
+    def finished(self, channel: str, limits: Limits, delivery: Delivery) -> None:
+        """A send to a private chat ended: the next one to that chat waits from now.
+
+        Providers measure the gap between the messages they receive; a slow request must not
+        let the next message to the same chat arrive too soon after it.
+        """
+        if limits.per_chat_interval and not delivery.is_group:
+            chat = (channel, delivery.address)
+            self._next_chat[chat] = max(self._next_chat.get(chat, 0.0),
+                                        self.monotonic() + limits.per_chat_interval)
+
     def back_off(self, channel: str, seconds: float) -> None:
         """The provider said to slow down: nobody on this channel sends for `seconds`."""
         now = self.monotonic()
@@ -119,7 +130,8 @@ class Dispatcher:
             return 0
         self.stats.reclaimed += sum(1 for r in rows if r.reclaimed and r.state == "sending")
         gate = asyncio.Semaphore(self.settings.concurrency)
-        outcomes = await asyncio.gather(*(self._send(row, gate) for row in rows))
+        chats: dict[tuple[str, str], asyncio.Lock] = {}
+        outcomes = await asyncio.gather(*(self._send(row, gate, chats) for row in rows))
         with self.store.begin() as tx:
             for outcome in outcomes:
                 self._record(tx, outcome, self.clock.now())
@@ -150,22 +162,27 @@ class Dispatcher:
         for channel in self.channels.values():
             await channel.aclose()
 
-    async def _send(self, row: OutboxRow, gate: asyncio.Semaphore) -> Outcome:
+    async def _send(self, row: OutboxRow, gate: asyncio.Semaphore,
+                    chats: dict[tuple[str, str], asyncio.Lock]) -> Outcome:
         delivery = row.delivery
         channel = self.channels.get(delivery.channel)
         if channel is None:
             return Outcome(row, error=SendFailed(
                 f"the {delivery.channel} channel is not configured", retryable=False))
-        wait = self.pacer.reserve(channel.name, channel.limits, delivery)
-        if wait > 0:
-            await self.sleep(wait)
-        async with gate:
-            try:
-                return Outcome(row, receipt=await channel.send(delivery))
-            except SendFailed as exc:
-                if exc.retry_after:
-                    self.pacer.back_off(channel.name, exc.retry_after)
-                return Outcome(row, error=exc)
+        # One message at a time per chat: they arrive in order and paced from the last one.
+        async with chats.setdefault((channel.name, delivery.address), asyncio.Lock()):
+            wait = self.pacer.reserve(channel.name, channel.limits, delivery)
+            if wait > 0:
+                await self.sleep(wait)
+            async with gate:
+                try:
+                    return Outcome(row, receipt=await channel.send(delivery))
+                except SendFailed as exc:
+                    if exc.retry_after:
+                        self.pacer.back_off(channel.name, exc.retry_after)
+                    return Outcome(row, error=exc)
+                finally:
+                    self.pacer.finished(channel.name, channel.limits, delivery)
 
     def _record(self, tx: Tx, outcome: Outcome, now: datetime) -> None:
         row, error = outcome.row, outcome.error

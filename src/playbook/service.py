@@ -59,7 +59,7 @@ class Parts:
 
 
 def quiet_transport_logs() -> None:
-    """httpx logs every request URL at INFO, and a Bot API URL contains the bot token."""
+    """Keep transport logs at WARNING: httpx logs request URLs, which carry the bot token."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 

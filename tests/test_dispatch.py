@@ -185,8 +185,7 @@ def test_two_dispatchers_never_send_a_row_twice(store: SqlStore) -> None:
     asyncio.run(both())
     assert channel.sent.total() == 300
     assert max(channel.sent.values()) == 1
-    assert first.stats.sent > 0
-    assert second.stats.sent > 0
+    assert first.stats.sent + second.stats.sent == 300  # each recorded only its own sends
 
 
 def test_unknown_outcomes_are_counted(store: SqlStore) -> None:

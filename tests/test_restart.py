@@ -20,6 +20,7 @@ from playbook.directoryfile import load_directory
 from playbook.engine import Engine
 from playbook.loader import load_checked
 from playbook.store import SqlStore
+from stores import open_store
 
 N = 1000
 PLAYBOOK = """\
@@ -74,10 +75,7 @@ def _activate(config: Path) -> tuple[SqlStore, str, datetime]:
     settings = load_settings(config)
     checked = load_checked(config.parent / "protocols" / "fan_out.yaml",
                            city=settings.city_values(), timezone=settings.zone)
-    store = SqlStore(settings.database.url)
-    from playbook.migrations import migrate
-
-    migrate(store)
+    store = open_store(settings.database.url)
     engine = Engine(store, load_directory(settings.directory_files()))
     now = datetime.now(UTC)
     incident = engine.activate(checked.playbook, checked.templates, city=settings.city_values(),

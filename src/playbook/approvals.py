@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from playbook.directory import Directory
-from playbook.engine import Engine
+from playbook.engine import Engine, json_params
 from playbook.errors import BadInput, Problem
 from playbook.events import fingerprint
 from playbook.model import MessageStep
@@ -101,7 +101,7 @@ class Approvals:
             tx.append(incident_id, "edited", now, step_id=step_id, actor=actor, data={
                 "number": number, "revision": revision, "changed": sorted(raw)})
             self.engine.message(tx, incident, step, number, now, requested_by=actor,
-                                params=_json(params), revision=revision)
+                                params=json_params(params), revision=revision)
             return revision
 
     def _pending(self, tx: Tx, incident_id: str, step_id: str, actor: str,
@@ -130,6 +130,3 @@ def _message_step(steps: Any, step_id: str) -> MessageStep:
     ids = ", ".join(s.id for s in steps if isinstance(s, MessageStep))
     raise BadInput.one(step_id, "not a message step of this playbook", f"one of: {ids}")
 
-
-def _json(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in params.items()}

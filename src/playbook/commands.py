@@ -170,7 +170,7 @@ def status(
             approvals.add_row(step, str(number), " ".join(langs), d.requested_by,
                               f"{d.requested_at.astimezone(zone):%H:%M}")
         out.print(approvals if approvals.row_count else "No drafts waiting for approval.")
-        tasks = [t for t in tx.tasks(row.id)]
+        tasks = tx.tasks(row.id)
         if tasks:
             table = Table("task", "holder", "due by", "state", box=box.SIMPLE_HEAD, title="Tasks")
             for t in tasks:

@@ -66,7 +66,7 @@ class Engine:
             incident = IncidentRow(
                 id=tx.next_incident_id(now.year), playbook_id=playbook.id, title=playbook.title,
                 kind=str(playbook.kind), version=version, frozen=document, mode=mode,
-                params=_json_params(params), started_at=now, activated_by=actor,
+                params=json_params(params), started_at=now, activated_by=actor,
                 participants=tuple(participants))
             tx.insert_incident(incident)
             tx.append(incident.id, "activated", now, actor=actor, data={
@@ -360,7 +360,8 @@ _EVENT_KIND: dict[str, str] = {"stand_down": "stood_down", "escalate": "escalate
                                "de_escalate": "de_escalated"}
 
 
-def _json_params(params: Mapping[str, Any]) -> dict[str, Any]:
+def json_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Activation values as the database stores them (datetimes as ISO 8601 text)."""
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in params.items()}
 
 

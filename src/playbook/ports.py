@@ -6,7 +6,7 @@ never imports a database library and tests of the flow run on the real store all
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -162,10 +162,3 @@ class Store(Protocol):
         """A transaction; commits on success, rolls back on any exception."""
         ...
 
-
-def only(rows: Iterator[Any] | Sequence[Any]) -> Any:
-    """The single element of `rows` (a guard for lookups that must be unique)."""
-    items = list(rows)
-    if len(items) != 1:
-        raise LookupError(f"expected one row, found {len(items)}")
-    return items[0]

@@ -33,7 +33,7 @@ def test_the_example_directory_loads() -> None:
     """Riverton's directory has its staff, intermediaries, media and public channels."""
     directory = example_directory()
     assert (len(directory.staff), len(directory.intermediaries), len(directory.media),
-            len(directory.public)) == (6, 12, 2, 3)
+            len(directory.public)) == (9, 12, 2, 3)
     hassan = next(i for i in directory.intermediaries if i.id == "hassan-r")
     assert hassan.languages == ("fa-AF", "fa", "en")
     assert hassan.communities == ("muslim_community", "afghan_community")
@@ -101,6 +101,15 @@ def test_a_role_nobody_can_fill_is_reported() -> None:
     """An empty roster leaves roles unfilled, and says so rather than failing."""
     assigned = assign_roles(checked().playbook, Directory())
     assert all(a.holder is None and "unfilled" in a.note for a in assigned)
+
+
+def test_the_playbook_backup_role_covers_a_role_nobody_holds() -> None:
+    """A role with no one in the roster falls to the holder of the role it names as `backup`."""
+    roster = Directory(staff=tuple(s for s in example_directory().staff
+                                   if s.id not in ("tom", "jonas")))
+    assigned = {a.role: a for a in assign_roles(checked().playbook, roster)}
+    assert assigned["digital_monitor"].holder == assigned["spokesperson"].holder == "miriam"
+    assert "covered by the spokesperson" in assigned["digital_monitor"].note
 
 
 def test_audiences_select_by_community_and_parameter() -> None:

@@ -185,5 +185,5 @@ def test_the_version_is_frozen_at_activation(store: SqlStore, tmp_path: Path) ->
         row = tx.incident(incident.id)
     assert row is not None
     assert len(row.version) == 64
-    assert row.frozen["templates"]["public_update"]["ar"].strip()
+    assert row.frozen["templates"]["hate_incident_update"]["ar"].strip()
     assert drive.events(incident.id, "activated")[0].data["version"] == row.version

@@ -116,8 +116,8 @@ class Assignment:
 
 
 def assign_roles(playbook: Playbook, directory: Directory) -> list[Assignment]:
-    """Fill each role: the first available primary, else the first available backup."""
-    result = []
+    """Fill each role: a primary, else a backup from the roster, else the playbook's backup role."""
+    result: dict[str, Assignment] = {}
     for role in playbook.roles:
         primaries = [s.id for s in directory.staff if role in s.roles and s.available]
         backups = [s.id for s in directory.staff if role in s.backup_for and s.available]
@@ -125,8 +125,27 @@ def assign_roles(playbook: Playbook, directory: Directory) -> list[Assignment]:
         others = [p for p in primaries[1:] + backups if p != holder]
         note = "" if primaries else ("filled by its backup: no primary available" if holder
                                      else "unfilled: nobody available for this role")
-        result.append(Assignment(role, holder, others[0] if others else None, note))
-    return result
+        result[role] = Assignment(role, holder, others[0] if others else None, note)
+    for role, assignment in result.items():
+        if assignment.holder is None:
+            cover = _covering(playbook, result, role)
+            if cover is not None:
+                result[role] = Assignment(role, result[cover].holder, result[cover].backup,
+                                          f"covered by the {playbook.roles[cover].title.lower()}:"
+                                          " nobody in the roster holds this role")
+    return list(result.values())
+
+
+def _covering(playbook: Playbook, found: Mapping[str, Assignment], role: str) -> str | None:
+    """The first role along the playbook's `backup` chain that has a holder."""
+    seen = {role}
+    nxt = playbook.roles[role].backup
+    while nxt is not None and nxt not in seen:
+        if found[nxt].holder is not None:
+            return nxt
+        seen.add(nxt)
+        nxt = playbook.roles[nxt].backup
+    return None
 
 
 def select(audience: Audience, directory: Directory, values: Mapping[str, Any],

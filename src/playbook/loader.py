@@ -188,7 +188,7 @@ def _pattern_hint(loc: Loc) -> str:
     if loc[:1] == ("languages",):
         return "use a BCP 47 language tag such as en, ar or fa-AF"
     if last == "message":
-        return "template keys are lower_snake_case folder names, e.g. public_statement_initial"
+        return "template keys are lower_snake_case folder names, e.g. hate_incident_first_statement"
     return "use lower_snake_case, e.g. incident_lead"
 
 

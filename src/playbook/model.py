@@ -161,6 +161,11 @@ class Role(_Frozen):
     approves: StrictBool = Field(
         default=False, description="May this role approve public messages?"
     )
+    backup: Slug | None = Field(
+        default=None,
+        description="The role whose holder takes this one when nobody in the roster holds or "
+                    "backs it up.",
+    )
 
 
 class IntermediarySelector(_Frozen):

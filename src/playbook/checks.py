@@ -88,10 +88,11 @@ def _references(pb: Playbook, locate: Locate) -> Iterator[Problem]:
     if any(isinstance(s, MessageStep) and s.to.is_public for s in pb.steps) and not approvers:
         yield locate(("roles",), "no role may approve public messages",
                      "give at least one role `approves: true`")
-    for name, role in pb.roles.items():
-        if role.backup is not None and role.backup not in pb.roles:
-            yield locate(("roles", name, "backup"), f"unknown role `{role.backup}`", role_hint)
-        elif role.backup == name:
+    for name, declared in pb.roles.items():
+        if declared.backup is not None and declared.backup not in pb.roles:
+            yield locate(("roles", name, "backup"), f"unknown role `{declared.backup}`",
+                         role_hint)
+        elif declared.backup == name:
             yield locate(("roles", name, "backup"), f"`{name}` cannot back itself up",
                          "name another role of this playbook")
     for i, step in enumerate(pb.steps):

@@ -11,7 +11,7 @@ SRC = ROOT / "src" / "playbook"
 
 LAYERS = {
     "core": {"errors", "duration", "model", "render", "checks", "plan", "delivery", "directory",
-             "events", "cap", "version"},
+             "events", "cap", "version", "catalog"},
     "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "fanout"},
     "edge": {"yamlfile", "loader", "config", "directoryfile", "store", "migrations.__init__",
              "migrations.versions.__init__", "migrations.env",

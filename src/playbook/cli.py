@@ -19,10 +19,11 @@ from rich.table import Table
 from rich.text import Text
 
 from playbook import __version__
+from playbook.catalog import COMMAND, Entry, catalog
 from playbook.checks import message_context
 from playbook.config import Settings, load_settings
 from playbook.duration import format_duration
-from playbook.errors import BadInput, PlaybookError, Problem
+from playbook.errors import BadInput, PlaybookError, Problem, RuntimeFailure
 from playbook.loader import CheckedPlaybook, load_checked, model_json_schema
 from playbook.model import InjectStep, MessageStep, Playbook, TaskStep
 from playbook.plan import Occurrence, approval, bind_parameters, timeline, who
@@ -333,6 +334,48 @@ def schema() -> None:
 def schema_text() -> str:
     """The committed schema file's exact content."""
     return json.dumps(model_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+@app.command("catalog")
+def catalog_command(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Playbook files or folders (default: the configured protocols folder).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write here (default: print).", dir_okay=False)] = None,
+    check: Annotated[bool, typer.Option(
+        help="Write nothing; exit 1 if --output is not current.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Summarise playbooks in Markdown: roles, timeline, audiences, languages."""
+    settings = load_settings(config)
+    files, problems = _playbook_files(paths or [settings.base_dir / settings.paths.protocols])
+    entries = []
+    for path in files:
+        try:
+            entries.append(Entry(_shown(path), _check(path, settings).playbook))
+        except BadInput as exc:
+            problems += exc.problems
+    if problems:
+        raise BadInput(problems)
+    text = catalog(entries)
+    if output is None:
+        sys.stdout.write(text)
+    elif check:
+        if not output.is_file() or output.read_text(encoding="utf-8") != text:
+            raise RuntimeFailure(f"{output} is out of date — run: {COMMAND}")
+        _out().print(f"{output} is current.")
+    else:
+        partial = output.with_name(output.name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(output)  # never leaves a half-written file behind
+        _out().print(f"wrote {output} ({len(entries)} playbooks)")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _report(problems: tuple[Problem, ...]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from playbook.approvals import Approvals
 from playbook.catalog import COMMAND
 from playbook.directory import assign_roles
 from playbook.loader import CheckedPlaybook
-from playbook.model import InjectStep, MessageStep, Playbook, TaskStep
+from playbook.model import InjectStep, MessageStep, Playbook, TaskStep, TriggerEvent
 from stores import open_store
 
 STEMS = sorted(p.stem for p in (ROOT / "protocols").glob("*.yaml"))
@@ -139,15 +139,16 @@ def test_each_protocol_runs_from_activation_to_follow_up(stem: str, tmp_path: Pa
                                          "hotline": "+43 1 555 0100"},
         timezone="Europe/Vienna", params=_example_values(pb), actor="jonas",
         now=drive.clock.now())
-    milestones = [(START + 3 * H, "escalate"), (START + 10 * H, "stand_down"),
-                  (START + timedelta(days=31), "")]
+    milestones: list[tuple[datetime, TriggerEvent | None]] = [
+        (START + 3 * H, "escalate"), (START + 10 * H, "stand_down"),
+        (START + timedelta(days=31), None)]
     for moment, event in milestones:
         while (wake := drive.engine.next_wake()) is not None and wake <= moment:
             drive.clock.set(wake)
             drive.engine.tick(wake)
             _approve_everything(drive, approvals, incident.id)
         drive.clock.set(moment)
-        if event:
+        if event is not None:
             drive.engine.event(incident.id, event, actor="anna", now=moment)
         drive.engine.tick(moment)
         _approve_everything(drive, approvals, incident.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ from playbook.checks import example_context
 from playbook.config import Settings
 from playbook.loader import load_checked
 from playbook.model import MessageStep
-from playbook.render import CERC_BLOCKS, RLM, Renderer, is_rtl
+from playbook.render import CERC_BLOCKS, FSI, LRI, PDI, RLM, Renderer, is_rtl
 
 PROTOCOLS = sorted((ROOT / "protocols").glob("*.yaml"))
 ZONE = ZoneInfo("Europe/Vienna")
@@ -48,8 +49,19 @@ def test_every_message_renders_in_every_language(path: Path) -> None:
                 assert out.text.startswith(RLM) == is_rtl(lang)
                 if step.cerc == "first":
                     assert set(out.blocks) == set(CERC_BLOCKS)
+                if is_rtl(lang):
+                    assert _bare_ltr(out.text) == "", (step.message, lang)
                 rendered += 1
     assert rendered > 0
+
+
+def _bare_ltr(text: str) -> str:
+    """Latin letters and ASCII digits outside HTML tags and outside bidi isolates."""
+    text = re.sub(r"<[^>]*>", "", text)
+    text = re.sub(f"[{FSI}{LRI}][^{PDI}]*{PDI}", "", text)
+    while re.search(f"[{FSI}{LRI}]", text):  # nested isolates: peel the outer layers
+        text = re.sub(f"[{FSI}{LRI}][^{FSI}{LRI}]*?{PDI}", "", text)
+    return "".join(re.findall(r"[A-Za-z0-9]+", text))
 
 
 def test_translations_differ_from_english() -> None:

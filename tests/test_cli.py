@@ -18,7 +18,7 @@ def test_validate_shipped_protocols(cli: Cli) -> None:
     """`playbook validate protocols/` passes and says what it checked."""
     result = cli("validate", "protocols/")
     assert result.code == 0, result.err
-    assert "ok  protocols/hate_incident.yaml  (12 steps, 5 messages × 6 languages)" in result.out
+    assert "ok  protocols/hate_incident.yaml  (13 steps, 5 messages × 6 languages)" in result.out
 
 
 def test_validate_defaults_to_configured_protocols_folder(cli: Cli) -> None:

@@ -136,7 +136,8 @@ def test_exercise_reaches_only_the_sandbox(store: SqlStore, tmp_path: Path) -> N
     for row in rows:
         assert row.delivery.text.lstrip("\u200f").startswith(banners[row.delivery.lang[:2]])
     drive.run_until(START + 3 * H)
-    assert [e.step_id for e in drive.events(incident.id, "inject")] == ["rumour-inject"]
+    assert [e.step_id for e in drive.events(incident.id, "inject")] == ["rumour-inject",
+                                                                        "journalist-inject"]
 
 
 def test_a_restarted_engine_fires_what_fell_due_as_late(store: SqlStore, tmp_path: Path) -> None:

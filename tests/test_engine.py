@@ -188,3 +188,15 @@ def test_the_version_is_frozen_at_activation(store: SqlStore, tmp_path: Path) ->
     assert len(row.version) == 64
     assert row.frozen["templates"]["hate_incident_update"]["ar"].strip()
     assert drive.events(incident.id, "activated")[0].data["version"] == row.version
+
+
+def test_each_update_promises_the_next_one(store: SqlStore, tmp_path: Path) -> None:
+    """Update #2 at +8h names +12h as the next update, not the time update #1 promised."""
+    drive = Drive(store, tmp_path)
+    incident = drive.activate()
+    drive.run_until(START + 8 * H)
+    with store.begin() as tx:
+        drafts = {d.number: d.text for d in tx.drafts(incident.id)
+                  if d.step_id == "update" and d.lang == "en"}
+    assert "Next update: 5:00\u202fPM" in drafts[1]
+    assert "Next update: 9:00\u202fPM" in drafts[2]

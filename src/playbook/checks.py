@@ -12,7 +12,7 @@ from typing import Any
 
 from playbook.errors import Loc, Problem
 from playbook.model import PARAMETER_REF, InjectStep, MessageStep, Playbook, Step, TaskStep
-from playbook.plan import after, bind_parameters, timeline
+from playbook.plan import after, bind_parameters
 from playbook.render import (
     CERC_BLOCKS,
     Renderer,
@@ -42,21 +42,33 @@ def example_context(playbook: Playbook, city: Mapping[str, str], start: datetime
     return context_for
 
 
-def next_public_offset(playbook: Playbook, step: Step) -> timedelta | None:
-    """When the next public message after `step` is planned: the "next update" promise."""
-    occurrences = timeline(playbook, repeats=2)
-    mine = next((o.offset for o in occurrences if o.step.id == step.id and not o.event), None)
-    if mine is None:
+def next_public_offset(playbook: Playbook, step: Step, number: int = 1) -> timedelta | None:
+    """When the next public message after occurrence `number` of `step` is planned.
+
+    This is the "next update" promise; messages that wait for an event promise nothing.
+    """
+    if step.on is not None:
         return None
-    later = [o.offset for o in occurrences if not o.event and o.offset > mine
-             and isinstance(o.step, MessageStep) and o.step.to.public]
+    first = step.at if step.at is not None or step.every is None else step.every
+    mine = (first or timedelta(0)) + (number - 1) * (step.every or timedelta(0))
+    later = []
+    for other in playbook.steps:
+        if not isinstance(other, MessageStep) or not other.to.public or other.on is not None:
+            continue
+        start = other.at if other.at is not None or other.every is None else other.every
+        start = start or timedelta(0)
+        if start > mine:
+            later.append(start)
+        elif other.every is not None:
+            later.append(start + ((mine - start) // other.every + 1) * other.every)
     return min(later, default=None)
 
 
 def message_context(playbook: Playbook, params: Mapping[str, Any], city: Mapping[str, str],
-                    started_at: datetime, incident_id: str, step: Step) -> dict[str, Any]:
+                    started_at: datetime, incident_id: str, step: Step,
+                    number: int = 1) -> dict[str, Any]:
     """The documented template context (docs/templates.md): parameters, city and incident."""
-    offset = next_public_offset(playbook, step)
+    offset = next_public_offset(playbook, step, number)
     next_update = None if offset is None else after(started_at, offset)
     return {
         **params,

@@ -207,7 +207,7 @@ class Engine:
         for lang in languages_needed(recipients, version.playbook):
             source = version.templates.get(step.message, lang)
             context = message_context(version.playbook, values, version.city,
-                                      incident.started_at, incident.id, step)
+                                      incident.started_at, incident.id, step, number)
             try:
                 assert source is not None, "checked at validation"
                 texts[lang] = version.renderer.render(source, context,

@@ -32,9 +32,9 @@ def catalog(entries: Sequence[Entry]) -> str:
         "(a test fails when it is out of date). Times are offsets from activation;",
         "`playbook plan ID` shows them as clock times for a given start.",
         "",
-        "| playbook | kind | roles | tasks | messages | injects | intermediaries briefed "
-        "| first public statement | languages |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| playbook | kind | roles | tasks | messages | injects | life-safety alert "
+        "| intermediaries briefed | first public statement | languages |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [_overview_row(e.playbook) for e in ordered]
     for entry in ordered:
@@ -48,9 +48,12 @@ def _overview_row(pb: Playbook) -> str:
     briefing = next((s for s in _ordered_steps(pb) if isinstance(s, MessageStep)
                      and s.to.intermediaries is not None), None)
     first = next((s for s in pb.message_steps() if s.cerc == "first"), None)
+    alert = next((s for s in _ordered_steps(pb) if isinstance(s, MessageStep)
+                  and s.preapproved and s.to.is_public), None)
+    moments = [_when(s) if s else "—" for s in (alert, briefing, first)]
     return (f"| [{_cell(pb.title)}](#{pb.id}) | {pb.kind.value} | {len(pb.roles)} | "
-            f"{counts[0]} | {counts[1]} | {counts[2]} | {_when(briefing) if briefing else '—'}"
-            f" | {_when(first) if first else '—'} | {' '.join(pb.languages)} |")
+            f"{counts[0]} | {counts[1]} | {counts[2]} | {' | '.join(moments)} | "
+            f"{' '.join(pb.languages)} |")
 
 
 def _section(entry: Entry) -> list[str]:

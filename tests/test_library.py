@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, Cli
-from drive import START, Drive, checked, example_directory
+from drive import SETTINGS, START, Drive, checked, example_directory
 from playbook.approvals import Approvals
 from playbook.catalog import COMMAND
 from playbook.directory import assign_roles
@@ -136,8 +136,7 @@ def test_each_protocol_runs_from_activation_to_follow_up(stem: str, tmp_path: Pa
     drive = Drive(store, tmp_path)
     approvals = Approvals(drive.engine)
     incident = drive.engine.activate(
-        pb.playbook, pb.templates, city={"name": "Riverton", "info_url": "https://r.example",
-                                         "hotline": "+43 1 555 0100"},
+        pb.playbook, pb.templates, city=SETTINGS.city_values(),
         timezone="Europe/Vienna", params=_example_values(pb), actor="jonas",
         now=drive.clock.now())
     # Stand down once every timed step has fired at least once.

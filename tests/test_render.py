@@ -147,3 +147,10 @@ def test_cerc_blocks_are_rendered_separately() -> None:
     rendered = Renderer(VIENNA).render(source, {"p": "you"})
     assert rendered.blocks == {"empathy": "We care about you."}
     assert rendered.text == "We care about you. rest"
+
+
+def test_the_right_to_left_mark_goes_inside_a_block_that_opens_a_line() -> None:
+    """A line that opens with `<blockquote>` or `<b>` gets its mark after the tag, not before."""
+    out = render("<blockquote>• تجنبوا المنطقة\n• اتبعوا التعليمات</blockquote>\n<b>عاجل</b>", "ar")
+    assert out == (f"<blockquote>{RLM}• تجنبوا المنطقة\n{RLM}• اتبعوا التعليمات"
+                        f"</blockquote>\n<b>{RLM}عاجل</b>")

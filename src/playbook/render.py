@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import operator
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -267,7 +268,7 @@ class Renderer:
                 hint = "check the expression"
             raise TemplateError(Problem(source.path, line, None, "", what, hint)) from None
         if is_rtl(source.lang):
-            text = "\n".join(RLM + ln if ln.strip() else ln for ln in text.split("\n"))
+            text = "\n".join(_rtl_line(ln) for ln in text.split("\n"))
         if exercise:
             banner = EXERCISE_BANNER.get(source.lang.split("-")[0], EXERCISE_BANNER["en"])
             text = f"{banner}\n\n{text}"
@@ -428,3 +429,18 @@ def _walk(node: nodes.Node, path: str, depth: int) -> Iterator[Problem]:
                       "the documented values")
     for child in node.iter_child_nodes():
         yield from _walk(child, path, depth)
+
+
+_LEADING_TAGS = re.compile(r"^\s*(?:<[^>]*>\s*)*")
+
+
+def _rtl_line(line: str) -> str:
+    """Start a line's text right-to-left, the mark after leading tags.
+
+    Before `<blockquote>` the mark would sit on a line of its own and show as an empty one.
+    """
+    head = _LEADING_TAGS.match(line)
+    at = head.end() if head else 0
+    if not line[at:].strip():
+        return line
+    return line[:at] + RLM + line[at:]

@@ -56,6 +56,9 @@ class CitySettings(_Section):
     timezone: Annotated[StrictStr, AfterValidator(_zone)] = "UTC"
     info_url: Annotated[StrictStr, AfterValidator(_web_address)] = "https://example.org/emergency"
     hotline: Annotated[StrictStr, Field(min_length=3)] = "+1 555 0100"
+    media_contact: Annotated[StrictStr, Field(
+        min_length=3, description="The press office, given to journalists; not the public line.")
+    ] = "+1 555 0199"
     emergency_number: Annotated[StrictStr, Field(
         min_length=2, description="Police, fire and ambulance, for life-safety messages.")] = "112"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from playbook.checks import example_context
+from playbook.config import load_settings
 from playbook.errors import BadInput
 from playbook.loader import load_checked
 from playbook.render import Renderer, TemplateError, TemplateSource
@@ -21,7 +22,7 @@ from playbook.yamlfile import parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONE = ZoneInfo("Europe/Vienna")
-CITY = {"name": "Riverton", "info_url": "https://riverton.example", "hotline": "+43 1 555 0100"}
+CITY = load_settings(ROOT / "examples" / "playbook.toml").city_values()
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, int]:
@@ -77,6 +78,9 @@ def main() -> None:
     rows = [
         ("validate hate_incident (schema, 30 templates, all checks)",
          timed(lambda: load_checked(path, city=CITY, timezone=ZONE), 20)),
+        ("validate the library: 6 protocols, 39 key messages × 6 languages",
+         timed(lambda: [load_checked(f, city=CITY, timezone=ZONE)
+                        for f in sorted((ROOT / "protocols").glob("*.yaml"))], 5)),
         ("render first statement: 6 languages × 100 (cached compile)",
          timed(render_all_languages, 5)),
         ("refuse a billion-laughs alias bomb (9^9 nodes if expanded)",

@@ -13,8 +13,8 @@ LAYERS = {
     "core": {"errors", "duration", "model", "render", "checks", "plan", "delivery", "directory",
              "events", "cap", "version", "catalog"},
     "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "fanout"},
-    "edge": {"yamlfile", "loader", "config", "directoryfile", "store", "migrations.__init__",
-             "migrations.versions.__init__", "migrations.env",
+    "edge": {"atomicfile", "yamlfile", "loader", "config", "directoryfile", "store",
+             "migrations.__init__", "migrations.versions.__init__", "migrations.env",
              "migrations.versions.0001_initial", "scheduler", "fake_telegram", "service",
              "channels.__init__", "channels.console", "channels.telegram", "channels.email",
              "channels.webhook", "channels.cap"},
@@ -22,7 +22,7 @@ LAYERS = {
 }
 RANK = {"core": 0, "orchestration": 1, "edge": 2, "cli": 3}
 CORE_LIBRARIES = {"pydantic", "jinja2", "markupsafe", "babel"}
-EDGE_LIBRARIES = {"yamlfile": {"ruamel"}, "loader": set(), "config": set(),
+EDGE_LIBRARIES = {"atomicfile": set(), "yamlfile": {"ruamel"}, "loader": set(), "config": set(),
                   "directoryfile": set(), "store": {"sqlalchemy"},
                   "migrations.__init__": {"alembic"}, "migrations.versions.__init__": set(),
                   "migrations.env": {"alembic", "sqlalchemy"},

@@ -165,6 +165,10 @@ def test_each_protocol_runs_from_activation_to_follow_up(stem: str, tmp_path: Pa
     public_langs = {r.delivery.lang for r in rows
                     if r.delivery.step_id == first.id and r.delivery.channel == "telegram"}
     assert public_langs == set(pb.playbook.languages)
+    pages = [f.read_text(encoding="utf-8") for f in (tmp_path / "public").rglob("*.html")]
+    rtl = [p for p in pages if p.startswith(('<article lang="ar"', '<article lang="fa"'))]
+    assert rtl
+    assert all('dir="rtl"' in p.splitlines()[0] for p in rtl)
     due = {e.step_id for e in drive.events(incident.id, "due")}
     assert {s.id for s in pb.playbook.steps if isinstance(s, TaskStep)} <= due
 

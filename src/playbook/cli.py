@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from playbook import __version__
+from playbook.atomicfile import replace_file
 from playbook.catalog import COMMAND, Entry, catalog
 from playbook.checks import message_context
 from playbook.config import Settings, load_settings
@@ -365,9 +366,7 @@ def catalog_command(
             raise RuntimeFailure(f"{output} is out of date — run: {COMMAND}")
         _out().print(f"{output} is current.")
     else:
-        partial = output.with_name(output.name + ".partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(output)  # never leaves a half-written file behind
+        replace_file(output, text.encode("utf-8"))
         _out().print(f"wrote {output} ({len(entries)} playbooks)")
 
 

@@ -10,13 +10,11 @@ crash never sees half an alert, and re-sending a delivery rewrites the same byte
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import quote
 
+from playbook.atomicfile import replace_file
 from playbook.cap import (
     CapAlert,
     CapInfo,
@@ -83,8 +81,8 @@ class CapChannel:
             except ValueError as err:
                 raise SendFailed(f"cap: {path}: {err}", retryable=False) from err
             try:
-                _replace(path, alert_xml(alert).encode("utf-8"))
-                _replace(folder / INDEX, self._index(folder))
+                replace_file(path, alert_xml(alert).encode("utf-8"))
+                replace_file(folder / INDEX, self._index(folder))
             except OSError as err:
                 raise SendFailed(f"cap: cannot write in {folder}: {err}", retryable=True) from err
         return alert.identifier
@@ -144,27 +142,3 @@ def file_name(identifier: str) -> str:
     """A safe file name for an alert: the identifier, percent-quoted, never hidden."""
     name = quote(identifier, safe="-_.@+=")
     return ("%2E" + name[1:] if name.startswith(".") else name) + SUFFIX
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Make `path` hold `data`, all or nothing, unless it already does."""
-    with contextlib.suppress(OSError):
-        if path.read_bytes() == data:
-            return  # an idempotent re-send leaves the file (and its mtime) alone
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o644)  # a public feed; mkstemp's 0600 would hide it
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)  # make the rename itself survive a power cut
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)

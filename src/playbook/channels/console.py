@@ -6,14 +6,15 @@ can try the whole flow on a laptop.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from playbook.atomicfile import replace_file
 from playbook.delivery import Delivery, Limits, plain_text
 from playbook.errors import SendFailed
+from playbook.render import is_rtl
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -72,14 +73,12 @@ class FileChannel:
         """Write the message atomically to `root/<address>/<key>.html`."""
         folder = self.root / safe_name(delivery.address)
         path = folder / f"{safe_name(delivery.key)}.html"
-        direction = "rtl" if delivery.text.lstrip().startswith("\u200f") else "auto"
+        direction = "rtl" if is_rtl(delivery.lang) else "auto"
         html = (f'<article lang="{delivery.lang}" dir="{direction}">\n'
                 + delivery.text.replace("\n", "<br>\n") + "\n</article>\n")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            temp = path.with_suffix(".tmp")
-            temp.write_text(html, encoding="utf-8")
-            os.replace(temp, path)
+            replace_file(path, html.encode("utf-8"))
         except OSError as exc:
             raise SendFailed(f"cannot write {path}: {exc.strerror}", retryable=True) from exc
         return str(path)

@@ -9,7 +9,7 @@ from babel import Locale
 
 from playbook.duration import format_duration
 from playbook.model import InjectStep, MessageStep, Playbook, Step, TaskStep
-from playbook.plan import approval, timeline, who
+from playbook.plan import approval, first_offset, timeline, who
 
 COMMAND = "playbook catalog protocols/ --output docs/protocols.md"
 
@@ -112,14 +112,13 @@ def _step_row(step: Step, pb: Playbook) -> str:
 
 
 def _when(step: Step) -> str:
-    at = "+" + format_duration(step.at) if step.at is not None else ""
+    at = "+" + format_duration(first_offset(step))
     if step.every is not None:
-        start = at or "+" + format_duration(step.every)
-        return (f"every {format_duration(step.every)} from {start} until "
+        return (f"every {format_duration(step.every)} from {at} until "
                 f"{(step.repeat_until or '').replace('_', '-')}")
     if step.on is not None:
-        return f"on {step.on.replace('_', '-')}" + (f" {at}" if at and at != "+0s" else "")
-    return at or "+0m"
+        return f"on {step.on.replace('_', '-')}" + (f" {at}" if first_offset(step) else "")
+    return at
 
 
 def _audiences(pb: Playbook) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from playbook.errors import Loc, Problem
 from playbook.model import PARAMETER_REF, InjectStep, MessageStep, Playbook, Step, TaskStep
-from playbook.plan import after, bind_parameters
+from playbook.plan import after, bind_parameters, first_offset
 from playbook.render import (
     CERC_BLOCKS,
     Renderer,
@@ -49,14 +49,12 @@ def next_public_offset(playbook: Playbook, step: Step, number: int = 1) -> timed
     """
     if step.on is not None:
         return None
-    first = step.at if step.at is not None or step.every is None else step.every
-    mine = (first or timedelta(0)) + (number - 1) * (step.every or timedelta(0))
+    mine = first_offset(step) + (number - 1) * (step.every or timedelta(0))
     later = []
     for other in playbook.steps:
         if not isinstance(other, MessageStep) or not other.to.public or other.on is not None:
             continue
-        start = other.at if other.at is not None or other.every is None else other.every
-        start = start or timedelta(0)
+        start = first_offset(other)
         if start > mine:
             later.append(start)
         elif other.every is not None:

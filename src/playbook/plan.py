@@ -48,6 +48,13 @@ def after(start: datetime, offset: timedelta) -> datetime:
     return (start.astimezone(UTC) + offset).astimezone(start.tzinfo)
 
 
+def first_offset(step: Step) -> timedelta:
+    """When a step first falls due after activation (or its event); repeats start an interval in."""
+    if step.at is None and step.every is not None and step.on is None:
+        return step.every
+    return step.at or timedelta(0)
+
+
 def timeline(playbook: Playbook, *, repeats: int = 3) -> list[Occurrence]:
     """Every occurrence in time order; repeating steps show their first `repeats` occurrences.
 
@@ -59,8 +66,8 @@ def timeline(playbook: Playbook, *, repeats: int = 3) -> list[Occurrence]:
         if step.on is not None:
             waiting.append(Occurrence(step, step.at or timedelta(0), 1, step.on))
         elif step.every is not None:
-            first = step.at if step.at is not None else step.every
-            timed += [Occurrence(step, first + n * step.every, n + 1) for n in range(repeats)]
+            timed += [Occurrence(step, first_offset(step) + n * step.every, n + 1)
+                      for n in range(repeats)]
         else:
             timed.append(Occurrence(step, step.at or timedelta(0)))
     order = {step.id: i for i, step in enumerate(playbook.steps)}
@@ -77,9 +84,8 @@ def due_at(step: Step, start: datetime, number: int = 1) -> datetime | None:
     if step.on is not None:
         return None
     if step.every is None:
-        return after(start, step.at or timedelta(0)) if number == 1 else None
-    first = step.at if step.at is not None else step.every
-    return after(start, first + (number - 1) * step.every)
+        return after(start, first_offset(step)) if number == 1 else None
+    return after(start, first_offset(step) + (number - 1) * step.every)
 
 
 def due_after_event(step: Step, event_at: datetime) -> datetime:

@@ -81,7 +81,7 @@ def test_approve_requires_someone_else(cli: Cli, city: Path,
     assert "a second person must approve" in own.err
     other = cli("approve", iid, "brief-intermediaries", "--as", "miriam", "--config", str(city))
     assert other.code == 0, other.err
-    assert "Approved brief-intermediaries in ar, fr, fa; sent." in other.out
+    assert "Approved brief-intermediaries in ar, ar-EG, fr, fa, fa-AF; sent." in other.out
     nothing = cli("approve", iid, "brief-intermediaries", "--as", "miriam", "--config",
                   str(city))
     assert nothing.code == 2

@@ -8,15 +8,8 @@ import pytest
 
 from conftest import ROOT, Cli
 from drive import checked, example_directory
-from playbook.directory import (
-    Directory,
-    Recipient,
-    Staff,
-    assign_roles,
-    language_for,
-    route,
-    select,
-)
+from playbook.audience import select
+from playbook.directory import Directory, Recipient, Staff, assign_roles, route
 from playbook.directoryfile import load_directory
 from playbook.errors import BadInput
 
@@ -118,18 +111,6 @@ def test_audiences_select_by_community_and_parameter() -> None:
     step = next(s for s in checked().playbook.message_steps() if s.id == "brief-intermediaries")
     chosen = select(step.to, directory, {"community": "ukrainian_community"}, {})
     assert sorted(r.id for r in chosen) == ["intermediary:olena-k", "intermediary:taras-b"]
-
-
-def test_languages_fall_back_sensibly() -> None:
-    """A regional tag falls back to its base; no shared language means the source language."""
-    offered = ["en", "ar", "fa"]
-
-    def person(*langs: str) -> Recipient:
-        return Recipient("x", "X", "intermediary", langs, (("email", "x@y.z"),))
-
-    assert language_for(person("ar-EG", "en"), offered) == "ar"
-    assert language_for(person("de", "fa"), offered) == "fa"
-    assert language_for(person("de"), offered) == "en"
 
 
 def test_route_keeps_exercises_in_the_sandbox() -> None:

@@ -11,14 +11,15 @@ SRC = ROOT / "src" / "playbook"
 
 LAYERS = {
     "core": {"errors", "duration", "model", "render", "checks", "plan", "delivery", "directory",
-             "events", "cap", "version", "catalog"},
-    "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "fanout"},
+             "events", "cap", "version", "catalog", "language", "audience", "phrases"},
+    "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "fanout",
+                      "listening"},
     "edge": {"atomicfile", "yamlfile", "loader", "config", "directoryfile", "store",
              "migrations.__init__", "migrations.versions.__init__", "migrations.env",
-             "migrations.versions.0001_initial", "scheduler", "fake_telegram", "service",
+             "migrations.versions.0001_initial", "migrations.versions.0002_acks", "scheduler", "fake_telegram", "service",
              "channels.__init__", "channels.console", "channels.telegram", "channels.email",
              "channels.webhook", "channels.cap"},
-    "cli": {"cli", "commands", "__main__", "__init__"},
+    "cli": {"cli", "commands", "directorycli", "__main__", "__init__"},
 }
 RANK = {"core": 0, "orchestration": 1, "edge": 2, "cli": 3}
 CORE_LIBRARIES = {"pydantic", "jinja2", "markupsafe", "babel"}
@@ -27,11 +28,13 @@ EDGE_LIBRARIES = {"atomicfile": set(), "yamlfile": {"ruamel"}, "loader": set(), 
                   "migrations.__init__": {"alembic"}, "migrations.versions.__init__": set(),
                   "migrations.env": {"alembic", "sqlalchemy"},
                   "migrations.versions.0001_initial": {"alembic", "sqlalchemy"},
+                  "migrations.versions.0002_acks": {"alembic", "sqlalchemy"},
                   "scheduler": {"apscheduler"}, "fake_telegram": set(), "service": set(),
                   "channels.__init__": set(), "channels.console": set(),
                   "channels.telegram": {"telegram"}, "channels.email": set(),
                   "channels.webhook": {"httpx"}, "channels.cap": set(),
                   "cli": {"typer", "rich"}, "commands": {"typer", "rich"},
+                  "directorycli": {"typer", "rich"},
                   "__main__": set(), "__init__": set()}
 
 

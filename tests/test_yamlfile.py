@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from playbook.errors import BadInput
-from playbook.yamlfile import load_yaml, parse_yaml
+from playbook.yamlfile import dump_yaml, load_yaml, parse_yaml
 
 
 def test_plain_scalars_keep_their_written_meaning() -> None:
@@ -77,3 +79,19 @@ def test_missing_file_and_directory_are_bad_input(tmp_path: Path) -> None:
         load_yaml(tmp_path / "nope.yaml")
     with pytest.raises(BadInput, match="is a directory"):
         load_yaml(tmp_path)
+
+
+@given(st.dictionaries(st.text(min_size=1), st.one_of(
+    st.text(), st.lists(st.text()), st.booleans(), st.integers(), st.none())))
+@settings(max_examples=300)
+def test_dumped_values_read_back_the_same(data: dict[str, object]) -> None:
+    """`dump_yaml` quotes whatever would read back as another type or another text."""
+    assert parse_yaml(dump_yaml({"entries": [data]}), "dumped").data == {"entries": [data]}
+
+
+def test_number_like_text_is_quoted_when_dumped() -> None:
+    """A Telegram chat id stays text: `"6001"` is written quoted, not as the number 6001."""
+    text = dump_yaml({"telegram_chat_id": "6001", "email": "a@b.example", "on": "no"})
+    assert "'6001'" in text
+    assert parse_yaml(text, "t").data == {"telegram_chat_id": "6001", "email": "a@b.example",
+                                          "on": "no"}

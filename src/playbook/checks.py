@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from playbook.errors import Loc, Problem
+from playbook.language import known
 from playbook.model import PARAMETER_REF, InjectStep, MessageStep, Playbook, Step, TaskStep
 from playbook.plan import after, bind_parameters, first_offset
 from playbook.render import (
@@ -95,6 +96,11 @@ def _references(pb: Playbook, locate: Locate) -> Iterator[Problem]:
     role_hint = "declare it under `roles:` or use one of: " + ", ".join(sorted(pb.roles))
     if len(set(pb.languages)) != len(pb.languages):
         yield locate(("languages",), "a language is listed twice", "list each language once")
+    for j, lang in enumerate(pb.fallback):
+        if lang not in pb.languages:
+            yield locate(("fallback", j), f"`{lang}` is not one of the playbook's languages",
+                         "fall back to a language every template has: "
+                         + ", ".join(pb.languages))
     if any(isinstance(s, MessageStep) and s.to.is_public for s in pb.steps) and not approvers:
         yield locate(("roles",), "no role may approve public messages",
                      "give at least one role `approves: true`")
@@ -144,16 +150,20 @@ def _message_references(pb: Playbook, step: MessageStep, here: Loc, locate: Loca
                      "send to roles or intermediaries, or drop `ack_within`")
     selector = step.to.intermediaries
     if selector is not None:
-        for name in ("community", "area", "tag", "kind"):
-            value = getattr(selector, name)
-            ref = PARAMETER_REF.match(value) if value else None
-            if value and "{" in value and not ref:
-                yield locate((*here, "to", "intermediaries", name), f"{value!r} is not a "
-                             "parameter reference", "write `{{ name }}` or a plain value")
-            if ref and ref.group(1) not in pb.parameters:
-                yield locate((*here, "to", "intermediaries", name),
-                             f"unknown parameter `{ref.group(1)}`",
-                             "declare it under `parameters:`")
+        for name, values in selector.wanted().items():
+            loc: Loc = (*here, "to", "intermediaries", name)
+            for j, value in enumerate(values):
+                at = loc if isinstance(getattr(selector, name), str) else (*loc, j)
+                ref = PARAMETER_REF.match(value)
+                if "{" in value and not ref:
+                    yield locate(at, f"{value!r} is not a parameter reference",
+                                 "write `{{ name }}` or a plain value")
+                elif ref and ref.group(1) not in pb.parameters:
+                    yield locate(at, f"unknown parameter `{ref.group(1)}`",
+                                 "declare it under `parameters:`")
+                elif name == "language" and not ref and not known(value):
+                    yield locate(at, f"{value!r} is not a language tag babel knows",
+                                 "use a BCP 47 tag such as ar, fa-AF")
 
 
 def _variants(pb: Playbook) -> list[dict[str, str]]:
@@ -175,7 +185,9 @@ def _templates(pb: Playbook, locate: Locate, templates: TemplateLibrary, root: s
     for i, step in enumerate(pb.steps):
         if not isinstance(step, MessageStep):
             continue
-        for lang in pb.languages:
+        extra = sorted(lang for key, lang in templates.sources
+                       if key == step.message and lang not in pb.languages)
+        for lang in (*pb.languages, *extra):
             source = templates.get(step.message, lang)
             if source is None:
                 yield locate(("steps", i, "message"), f"no `{lang}` template for `{step.message}`"

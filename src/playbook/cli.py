@@ -23,6 +23,7 @@ from playbook.atomicfile import replace_file
 from playbook.catalog import COMMAND, Entry, catalog
 from playbook.checks import message_context
 from playbook.config import Settings, load_settings
+from playbook.directorycli import app as directory_app
 from playbook.duration import format_duration
 from playbook.errors import BadInput, PlaybookError, Problem, RuntimeFailure
 from playbook.loader import CheckedPlaybook, load_checked, model_json_schema
@@ -36,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(directory_app, name="directory", help="Import and export trusted intermediaries.")
 def _out() -> Console:
     # Made per call, so COLUMNS and NO_COLOR are read when the command runs, not at import.
     return Console(highlight=False)

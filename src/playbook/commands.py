@@ -19,12 +19,12 @@ from rich import box
 from rich.table import Table
 
 from playbook.approvals import Approvals
+from playbook.audience import missing_public
 from playbook.cap import CapAlert, alert_xml, merge_alert
 from playbook.channels.cap import alert_for
 from playbook.cli import ConfigOption, _check, _out, _parse_params, _resolve, app
 from playbook.clock import SystemClock
 from playbook.config import load_settings
-from playbook.directory import missing_public
 from playbook.errors import BadInput, RuntimeFailure
 from playbook.events import verify
 from playbook.model import TriggerEvent

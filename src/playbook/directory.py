@@ -7,13 +7,13 @@ can never reach a real person.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from playbook.model import PARAMETER_REF, Audience, Language, Playbook
+from playbook.model import Language, Playbook
 
 PersonId = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Tag = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
@@ -27,7 +27,7 @@ class _Entry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class _Contact(_Entry):
+class Contact(_Entry):
     id: PersonId
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     languages: tuple[Language, ...] = Field(min_length=1, description="In order of preference.")
@@ -35,7 +35,7 @@ class _Contact(_Entry):
     email: Email | None = None
 
     @model_validator(mode="after")
-    def _reachable(self) -> _Contact:
+    def _reachable(self) -> Contact:
         if self.telegram_chat_id is None and self.email is None:
             raise ValueError("no way to reach this person — add telegram_chat_id or email")
         return self
@@ -46,7 +46,7 @@ class _Contact(_Entry):
         return tuple((c, a) for c, a in found if a)
 
 
-class Staff(_Contact):
+class Staff(Contact):
     """A member of the comms team who can fill roles."""
 
     roles: tuple[Tag, ...] = Field(default=(), description="Roles this person fills first.")
@@ -54,7 +54,7 @@ class Staff(_Contact):
     available: StrictBool = Field(default=True, description="false while on leave.")
 
 
-class Intermediary(_Contact):
+class Intermediary(Contact):
     """A trusted community or religious leader, or a community organisation."""
 
     organisation: StrictStr = ""
@@ -66,7 +66,7 @@ class Intermediary(_Contact):
     active: StrictBool = True
 
 
-class MediaContact(_Contact):
+class MediaContact(Contact):
     """A journalist or newsroom that gets media statements."""
 
     outlet: StrictStr = ""
@@ -146,89 +146,6 @@ def _covering(playbook: Playbook, found: Mapping[str, Assignment], role: str) ->
         seen.add(nxt)
         nxt = playbook.roles[nxt].backup
     return None
-
-
-def select(audience: Audience, directory: Directory, values: Mapping[str, Any],
-           holders: Mapping[str, str | None]) -> list[Recipient]:
-    """Everyone an audience reaches, each once, in directory order."""
-    found: dict[str, Recipient] = {}
-    for role in audience.roles:
-        member = directory.staff_member(holders.get(role) or "")
-        if member is not None:
-            found.setdefault(f"staff:{member.id}", _person(member, "staff"))
-    if audience.intermediaries is not None:
-        wanted = {k: _fill(v, values) for k, v in
-                  audience.intermediaries.model_dump(exclude_none=True).items()}
-        for person in directory.intermediaries:
-            if person.active and _matches(person, wanted):
-                found.setdefault(f"intermediary:{person.id}", _person(person, "intermediary"))
-    if audience.media:
-        for contact in directory.media:
-            found.setdefault(f"media:{contact.id}", _person(contact, "media"))
-    for channel_id in audience.public:
-        for recipient in _public(directory, channel_id):
-            found.setdefault(recipient.id, recipient)
-    return list(found.values())
-
-
-def missing_public(audience: Audience, directory: Directory) -> list[str]:
-    """Public channel ids a playbook names that the directory does not define."""
-    known = {p.id for p in directory.public}
-    return [c for c in audience.public if c not in known]
-
-
-def _person(contact: _Contact, kind: Literal["staff", "intermediary", "media"]) -> Recipient:
-    return Recipient(f"{kind}:{contact.id}", contact.name, kind, tuple(contact.languages),
-                     contact.addresses())
-
-
-def _public(directory: Directory, channel_id: str) -> Iterator[Recipient]:
-    for entry in directory.public:
-        if entry.id != channel_id:
-            continue
-        for lang, address in entry.addresses.items():
-            languages = () if lang == "*" else (lang,)
-            yield Recipient(f"public:{entry.id}:{lang}", entry.name or entry.id, "public",
-                            languages, ((entry.channel, address),))
-
-
-def _fill(value: str, values: Mapping[str, Any]) -> str:
-    ref = PARAMETER_REF.match(value)
-    return str(values.get(ref.group(1), value)) if ref else value
-
-
-def _matches(person: Intermediary, wanted: Mapping[str, str]) -> bool:
-    fields = {"community": person.communities, "area": person.areas, "tag": person.tags,
-              "kind": (person.kind,)}
-    return all(value in fields[name] for name, value in wanted.items())
-
-
-def language_for(recipient: Recipient, available: Iterable[str]) -> str:
-    """The language to send a recipient: the first of theirs the playbook has.
-
-    A regional tag falls back to its base language (`ar-EG` → `ar`); failing both, the playbook's
-    first (source) language. A public channel without a language takes every language (`*`).
-    """
-    offered = list(available)
-    for lang in recipient.languages:
-        if lang in offered:
-            return lang
-        base = lang.split("-")[0]
-        if base in offered:
-            return base
-    if not recipient.languages and recipient.kind == "public":
-        return "*"
-    return offered[0]
-
-
-def channels_for(recipient: Recipient, allowed: Iterable[str]) -> list[tuple[str, str]]:
-    """The (channel, address) pairs to use: each allowed one the recipient has, else the first."""
-    if recipient.kind == "public":
-        return list(recipient.addresses)
-    wanted = set(allowed)
-    if not wanted:
-        return list(recipient.addresses[:1])
-    return [(c, a) for c, a in recipient.addresses if c in wanted]
 
 
 def route(recipient: Recipient, channel: str, address: str, *, exercise: bool,

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from playbook import listening
+from playbook.audience import available, choice_for, select, variants
 from playbook.checks import message_context
-from playbook.directory import Directory, assign_roles, select
+from playbook.directory import Directory, assign_roles
 from playbook.errors import BadInput, Problem
 from playbook.events import fingerprint
 from playbook.fanout import (
     cap_meta,
     esc,
-    languages_needed,
     message_deliveries,
     notice,
     role_briefing,
@@ -119,6 +120,7 @@ class Engine:
                     fired += 1
         with self.store.begin() as tx:
             self._escalate_approvals(tx, now)
+            listening.chase(self, tx, now)
             for task in tx.overdue_tasks(now):
                 tx.update_task(task.incident_id, task.step_id, task.number, overdue=True)
                 tx.append(task.incident_id, "overdue", now, step_id=task.step_id, data={
@@ -162,7 +164,7 @@ class Engine:
 
     def _task(self, tx: Tx, incident: IncidentRow, version: Version, step: TaskStep,
               number: int, now: datetime) -> None:
-        holder = self._holders(tx, incident.id).get(step.role)
+        holder = self.holders(tx, incident.id).get(step.role)
         due_by = now + step.due if step.due else None
         tx.add_task(TaskRow(incident.id, step.id, number, step.role, holder, due_by))
         if holder is None:
@@ -172,7 +174,7 @@ class Engine:
         text = (f"<b>Task now</b> — {esc(version.playbook.roles[step.role].title)}, incident "
                 f"{incident.id}\n{esc(step.task)}{deadline}\n\nWhen done: "
                 f"<code>playbook done {incident.id} {step.id}</code>")
-        self._send(tx, notice(incident, self.directory, holder, text,
+        self.send(tx, notice(incident, self.directory, holder, text,
                               f"{incident.id}/{step.id}/{number}/task", now, step.id), now)
 
     def _inject(self, tx: Tx, incident: IncidentRow, step: InjectStep, now: datetime) -> None:
@@ -180,12 +182,12 @@ class Engine:
             tx.append(incident.id, "skipped", now, step_id=step.id,
                       data={"reason": "injects only run in exercises"})
             return
-        holders = self._holders(tx, incident.id)
+        holders = self.holders(tx, incident.id)
         people = {holders.get(r) for r in (step.roles or tuple(holders))} - {None}
         tx.append(incident.id, "inject", now, step_id=step.id,
                   data={"text": step.inject, "to": sorted(p for p in people if p)})
         for person in sorted(p for p in people if p):
-            self._send(tx, notice(incident, self.directory, person, f"<b>Inject</b>\n"
+            self.send(tx, notice(incident, self.directory, person, f"<b>Inject</b>\n"
                                   f"{esc(step.inject)}", f"{incident.id}/{step.id}/{person}",
                                   now, step.id), now)
 
@@ -197,24 +199,25 @@ class Engine:
         """Render one occurrence of a message step; queue it, or draft it for approval."""
         version = self.version(incident)
         values = {**self._params(incident, version), **(params or {})}
-        recipients = select(step.to, self.directory, values, self._holders(tx, incident.id))
+        recipients = select(step.to, self.directory, values, self.holders(tx, incident.id))
         if not recipients:
             tx.append(incident.id, "failed", now, step_id=step.id,
                       data={"number": number, "reason": "nobody in the directory matches the "
                             "audience"})
             return
         texts: dict[str, str] = {}
-        for lang in languages_needed(recipients, version.playbook):
+        offered = available(version.playbook, version.templates, step.message)
+        context = message_context(version.playbook, values, version.city, incident.started_at,
+                                  incident.id, step, number)
+        for locale, lang in variants(recipients, offered, version.playbook).items():
             source = version.templates.get(step.message, lang)
-            context = message_context(version.playbook, values, version.city,
-                                      incident.started_at, incident.id, step, number)
             try:
                 assert source is not None, "checked at validation"
-                texts[lang] = version.renderer.render(source, context,
-                                                      exercise=incident.exercise).text
+                texts[locale] = version.renderer.render(
+                    source, context, exercise=incident.exercise, locale=locale).text
             except TemplateError as exc:
                 tx.append(incident.id, "failed", now, step_id=step.id, data={
-                    "number": number, "lang": lang, "reason": str(exc.problem)})
+                    "number": number, "lang": locale, "reason": str(exc.problem)})
         if step.approval and not step.preapproved:
             self._draft(tx, incident, step, number, texts, now, requested_by, params or {},
                         revision)
@@ -232,16 +235,22 @@ class Engine:
         version = self.version(incident)
         if recipients is None:
             recipients = select(step.to, self.directory, self._params(incident, version),
-                                self._holders(tx, incident.id))
+                                self.holders(tx, incident.id))
         cap = None
         if any(c == "cap" for r in recipients for c, _ in r.addresses):
             cap = cap_meta(incident, version, step, number, self.settings.cap_sender,
                            tx.cap_alerts(incident.id, exclude=f"{incident.id}.{step.id}.{number}"))
+        offered = available(version.playbook, version.templates, step.message)
+        choices = {r.id: choice_for(r, offered, version.playbook) for r in recipients}
+        locales = {rid: c.locale for rid, c in choices.items() if c is not None}
+        tokens = listening.ask(tx, incident, step, number, recipients, locales, now)
         deliveries = message_deliveries(incident, version, step, number, recipients, texts,
-                                        now, cap)
-        added = self._send(tx, deliveries, now)
+                                        now, cap, tokens)
+        added = self.send(tx, deliveries, now)
+        fallback = sorted(rid for rid, c in choices.items() if c is not None and c.fallback)
         tx.append(incident.id, "enqueued", now, step_id=step.id, data={
-            "number": number, "languages": sorted(texts), "deliveries": added})
+            "number": number, "languages": sorted(texts), "deliveries": added,
+            "asked_to_confirm": len(tokens), "fallback": fallback})
         return added
 
     def _draft(self, tx: Tx, incident: IncidentRow, step: MessageStep, number: int,
@@ -255,12 +264,12 @@ class Engine:
             tx.append(incident.id, "drafted", now, step_id=step.id, actor=requested_by, data={
                 "draft": draft_id, "number": number, "lang": lang, "revision": revision,
                 "fingerprint": fingerprint(text)})
-        holders = self._holders(tx, incident.id)
+        holders = self.holders(tx, incident.id)
         approvers = sorted({h for r in step.approval if (h := holders.get(r))} - {requested_by})
         tx.append(incident.id, "approval_requested", now, step_id=step.id, data={
             "number": number, "roles": list(step.approval), "notified": approvers})
         for person in approvers:
-            self._send(tx, notice(incident, self.directory, person, _approval_text(
+            self.send(tx, notice(incident, self.directory, person, _approval_text(
                 incident, step, texts), f"{incident.id}/{step.id}/{number}/r{revision}/approve",
                 now, step.id), now)
 
@@ -282,7 +291,7 @@ class Engine:
             texts = {d.lang: d.text for d in tx.drafts(incident.id, "pending")
                      if (d.step_id, d.number) == (step.id, draft.number)}
             for person in backups:
-                self._send(tx, notice(incident, self.directory, person, _approval_text(
+                self.send(tx, notice(incident, self.directory, person, _approval_text(
                     incident, step, texts, late=True), f"{incident.id}/{step.id}/"
                     f"{draft.number}/r{draft.revision}/escalated", now, step.id), now)
 
@@ -337,14 +346,16 @@ class Engine:
 
     # helpers
 
-    def _send(self, tx: Tx, deliveries: Sequence[Any], now: datetime) -> int:
+    def send(self, tx: Tx, deliveries: Sequence[Any], now: datetime) -> int:
+        """Queue deliveries (each once) and wake the dispatcher."""
         added = tx.enqueue(deliveries, now)
         if added:
             self.on_enqueue()
         return added
 
     @staticmethod
-    def _holders(tx: Tx, incident_id: str) -> dict[str, str | None]:
+    def holders(tx: Tx, incident_id: str) -> dict[str, str | None]:
+        """Who holds each role of an incident."""
         return {a.role: a.holder for a in tx.assignments(incident_id)}
 
     @staticmethod

@@ -20,7 +20,8 @@ KINDS = frozenset({
     "activated", "assigned", "notified", "due", "late", "skipped", "drafted", "approval_requested",
     "approval_escalated", "approved", "rejected", "edited", "enqueued", "sent", "failed",
     "dead", "unknown_outcome", "acked", "concern", "inject", "task_done", "overdue", "logged",
-    "escalated", "de_escalated", "stood_down", "closed", "channel_inactive",
+    "escalated", "de_escalated", "stood_down", "closed", "channel_inactive", "reminded",
+    "ack_overdue",
 })
 
 

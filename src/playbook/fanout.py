@@ -6,16 +6,17 @@ people, and carries an idempotency key, so enqueueing the same occurrence twice 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from playbook.audience import available, channels_for, choice_for
 from playbook.delivery import Delivery, plain_text
-from playbook.directory import Directory, Recipient, channels_for, language_for, route
+from playbook.directory import Directory, Recipient, route
 from playbook.duration import format_duration
-from playbook.model import IncidentKind, MessageStep, Playbook, TaskStep
+from playbook.model import IncidentKind, MessageStep, TaskStep
 from playbook.plan import due_at
 from playbook.ports import IncidentRow
-from playbook.render import EXERCISE_BANNER
+from playbook.render import EXERCISE_BANNER, exercise_banner
 from playbook.version import Version
 
 ENGINE_STEP = "_engine"
@@ -23,15 +24,6 @@ CAP_CATEGORY = {
     IncidentKind.natural_disaster: "Met", IncidentKind.terrorist_attack: "Security",
     IncidentKind.protest: "Safety", IncidentKind.hate_incident: "Safety",
 }
-
-
-def languages_needed(recipients: Iterable[Recipient], playbook: Playbook) -> list[str]:
-    """The playbook languages this audience needs, in the playbook's order."""
-    needed: set[str] = set()
-    for recipient in recipients:
-        lang = language_for(recipient, playbook.languages)
-        needed |= set(playbook.languages) if lang == "*" else {lang}
-    return [lang for lang in playbook.languages if lang in needed]
 
 
 def subject(text: str) -> str:
@@ -46,18 +38,25 @@ def subject(text: str) -> str:
 
 def message_deliveries(incident: IncidentRow, version: Version, step: MessageStep,
                        number: int, recipients: Sequence[Recipient], texts: Mapping[str, str],
-                       now: datetime, cap: Mapping[str, str] | None = None) -> list[Delivery]:
-    """The outbox rows for one occurrence of a message step, for the languages in `texts`."""
+                       now: datetime, cap: Mapping[str, str] | None = None,
+                       acks: Mapping[str, str] | None = None) -> list[Delivery]:
+    """The outbox rows for one occurrence of a message step, for the locales in `texts`.
+
+    `acks` maps a recipient to the confirmation code their channel asks them to send back.
+    """
     playbook = version.playbook
+    offered = available(playbook, version.templates, step.message)
     out = []
     for recipient in recipients:
-        lang = language_for(recipient, playbook.languages)
-        for each in (playbook.languages if lang == "*" else (lang,)):
+        choice = choice_for(recipient, offered, playbook)
+        for each in (playbook.languages if choice is None else (choice.locale,)):
             if each not in texts:
                 continue
             for channel, address in channels_for(recipient, step.channels):
                 meta = dict(cap or {}) if channel == "cap" else {}
-                out.append(_delivery(incident, step.id, number, recipient, each, channel,
+                if acks and recipient.id in acks:
+                    meta["ack_token"] = acks[recipient.id]
+                out.append(delivery(incident, step.id, number, recipient, each, channel,
                                      address, texts[each], now, meta))
     return out
 
@@ -102,9 +101,9 @@ def notice(incident: IncidentRow, directory: Directory, person: str, text: str, 
                           member.addresses())
     lang = "en"  # the engine's own notices are English until the bot's catalogs translate them
     if incident.exercise:
-        text = f"{EXERCISE_BANNER.get(lang.split('-')[0], EXERCISE_BANNER['en'])}\n\n{text}"
+        text = f"{exercise_banner(lang)}\n\n{text}"
     channel, address = recipient.addresses[0]
-    return [_delivery(incident, step_id, 0, recipient, lang, channel, address, text, now, {},
+    return [delivery(incident, step_id, 0, recipient, lang, channel, address, text, now, {},
                       key=key)]
 
 
@@ -132,9 +131,10 @@ def esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _delivery(incident: IncidentRow, step_id: str, number: int, recipient: Recipient, lang: str,
+def delivery(incident: IncidentRow, step_id: str, number: int, recipient: Recipient, lang: str,
               channel: str, address: str, text: str, now: datetime, meta: dict[str, str],
               key: str | None = None) -> Delivery:
+    """One outbox row, sent where `directory.route` allows (an exercise never reaches people)."""
     routed_channel, routed_address = route(
         recipient, channel, address, exercise=incident.exercise, incident_id=incident.id,
         participants=frozenset(incident.participants))

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from playbook import model
 from playbook.checks import check_playbook, example_context
 from playbook.errors import BadInput, Loc, Problem
+from playbook.language import known
 from playbook.render import Renderer, TemplateLibrary, TemplateSource
 from playbook.yamlfile import Document, load_yaml, read_text
 
@@ -67,12 +68,20 @@ def find_templates_root(playbook_path: Path) -> Path | None:
 
 
 def load_templates(root: Path, keys: Iterable[str], languages: Iterable[str]) -> TemplateLibrary:
-    """Read `root/<key>/<lang>.j2` for each key and language; missing files are simply absent."""
+    """Read `root/<key>/<lang>.j2` for each key, language and regional version beside them.
+
+    A regional version (`fa-AF.j2`) is used where a reader prefers it; missing files are simply
+    absent (the checks say which are required).
+    """
     library: dict[tuple[str, str], TemplateSource] = {}
     problems: list[Problem] = []
+    wanted = list(languages)
     for key in sorted(set(keys)):
-        for lang in languages:
-            path = root / key / f"{lang}.j2"
+        folder = root / key
+        extra = sorted(p.stem for p in folder.glob("*.j2") if p.stem not in wanted
+                       and known(p.stem)) if folder.is_dir() else []
+        for lang in (*wanted, *extra):
+            path = folder / f"{lang}.j2"
             if not path.is_file():
                 continue
             try:

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from babel import Locale, UnknownLocaleError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,6 +30,7 @@ from pydantic import (
 
 from playbook.duration import HINT as DURATION_HINT
 from playbook.duration import format_duration, parse_duration
+from playbook.language import known
 
 MAX_OFFSET = timedelta(days=30)
 MIN_REPEAT = timedelta(minutes=5)
@@ -75,12 +75,10 @@ Text = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
 
 
 def _language(tag: str) -> str:
-    try:
-        Locale.parse(tag, sep="-")
-    except (ValueError, UnknownLocaleError):
+    if not known(tag):
         raise ValueError(
             f"{tag!r} is not a language tag babel knows — use a BCP 47 tag such as en, ar, fa-AF"
-        ) from None
+        )
     return tag
 
 
@@ -168,13 +166,31 @@ class Role(_Frozen):
     )
 
 
-class IntermediarySelector(_Frozen):
-    """Which trusted intermediaries to reach; values may name a parameter as `{{ name }}`."""
+Choices = Annotated[
+    StrictStr | tuple[StrictStr, ...],
+    Field(description="One value, or a list meaning any of them; `{{ name }}` uses a parameter."),
+]
 
-    community: StrictStr | None = None
-    area: StrictStr | None = None
-    tag: StrictStr | None = None
-    kind: StrictStr | None = None
+
+class IntermediarySelector(_Frozen):
+    """Which trusted intermediaries to reach: every field given must match (a list: any of it).
+
+    Values may name an activation parameter as `{{ name }}`, e.g. the affected community.
+    """
+
+    community: Choices | None = None
+    area: Choices | None = None
+    tag: Choices | None = None
+    kind: Choices | None = Field(
+        default=None, description="The intermediary's role: religious_leader, community_leader, "
+                                  "organisation, ...")
+    language: Choices | None = Field(
+        default=None, description="Speaks this language (`ar` also matches `ar-EG`).")
+
+    def wanted(self) -> dict[str, tuple[str, ...]]:
+        """Each field given, as a tuple of accepted values."""
+        found = self.model_dump(exclude_none=True)
+        return {k: (v,) if isinstance(v, str) else tuple(v) for k, v in found.items()}
 
 
 class Audience(_Frozen):
@@ -316,6 +332,9 @@ class Playbook(_Frozen):
     languages: tuple[Language, ...] = Field(
         min_length=1, description="Every message template must exist in each; first is source."
     )
+    fallback: tuple[Language, ...] = Field(
+        default=(), description="Languages, in order, for a recipient none of whose languages "
+                                "a template has (default: the first language).")
     parameters: dict[Slug, Parameter] = Field(default_factory=dict)
     roles: dict[Slug, Role] = Field(min_length=1)
     steps: tuple[Step, ...] = Field(min_length=1)
@@ -328,6 +347,11 @@ class Playbook(_Frozen):
             raise ValueError(f"the parameter name `{taken[0]}` is reserved for the built-in "
                              "template values — choose another name")
         return parameters
+
+    @property
+    def fallback_chain(self) -> tuple[str, ...]:
+        """The languages tried, in order, when none of a recipient's languages has a template."""
+        return self.fallback or self.languages[:1]
 
     def message_steps(self) -> list[MessageStep]:
         """The steps that send messages, in file order."""

@@ -111,6 +111,34 @@ class OutboxRow:
     unknown_outcomes: int = 0
 
 
+@dataclass(frozen=True)
+class AckRow:
+    """A briefing a recipient was asked to confirm, and how far the chase has gone."""
+
+    incident_id: str
+    step_id: str
+    number: int
+    recipient_id: str
+    recipient_name: str
+    lang: str
+    token: str
+    """The unguessable code in the buttons and the e-mail that confirms this one briefing."""
+    asked_at: datetime
+    due_at: datetime
+    stage: int = 0
+    """0 waiting; 1 reminded; 2 escalated to the backup contact and the liaison (chase over)."""
+    backup_for: str = ""
+    """Set when this person was asked because `backup_for` stayed silent."""
+    acked_at: datetime | None = None
+    relayed_at: datetime | None = None
+    via: str = ""
+
+    @property
+    def silent(self) -> bool:
+        """Past the last deadline with no confirmation."""
+        return self.acked_at is None and self.stage >= 2
+
+
 class Tx(Protocol):
     """One database transaction; everything in it commits together or not at all."""
 
@@ -150,6 +178,13 @@ class Tx(Protocol):
     def outbox(self, incident_id: str) -> list[OutboxRow]: ...
     def cap_alerts(self, incident_id: str, exclude: str) -> list[tuple[str, str]]: ...
     def outbox_counts(self, incident_id: str | None = None) -> dict[str, int]: ...
+    def add_acks(self, acks: Iterable[AckRow]) -> int: ...
+    def acks(self, incident_id: str) -> list[AckRow]: ...
+    def acks_due(self, now: datetime, limit: int = 100) -> list[AckRow]: ...
+    def ack_by_token(self, token: str) -> AckRow | None: ...
+    def update_ack(self, ack: AckRow, **changes: Any) -> None: ...
+    def replied_to(self, channel: str, address: str, receipt: str) -> Delivery | None: ...
+    def recipient_incidents(self, recipient_id: str) -> list[str]: ...
     def next_wake(self) -> datetime | None: ...
 
 

@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_time, format_timedelta
 from babel.numbers import format_decimal
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
@@ -29,6 +29,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from playbook.errors import Problem
+from playbook.language import expand
 
 TELEGRAM_LIMIT = 4096
 MAX_VALUE_CHARS = 20_000
@@ -69,6 +70,7 @@ EXERCISE_BANNER = {
     "fr": "EXERCICE — EXERCICE — EXERCICE",
     "uk": "НАВЧАННЯ — НАВЧАННЯ — НАВЧАННЯ",
     "fa": "رزمایش — رزمایش — رزمایش",
+    "fa-AF": "تمرین — تمرین — تمرین",
 }
 
 
@@ -113,9 +115,28 @@ class TemplateError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+def exercise_banner(locale: str) -> str:
+    """The exercise banner in a locale's language (its own variant first), else English."""
+    for tag in expand(locale):
+        for key in (tag, tag.split("-")[0]):
+            if key in EXERCISE_BANNER:
+                return EXERCISE_BANNER[key]
+    return EXERCISE_BANNER["en"]
+
+
 def is_rtl(lang: str) -> bool:
     """Whether a language is written right to left (Arabic, Persian, Hebrew, Urdu, ...)."""
-    return Locale.parse(lang, sep="-").character_order == "right-to-left"
+    return parse_locale(lang).character_order == "right-to-left"
+
+
+def parse_locale(tag: str) -> Locale:
+    """The babel locale of a tag, through an alias where babel does not know it (`prs`)."""
+    for candidate in expand(tag):
+        try:
+            return Locale.parse(candidate, sep="-")
+        except (ValueError, UnknownLocaleError):
+            continue
+    raise ValueError(f"unknown language tag {tag!r}")
 
 
 class LimitExceeded(SecurityError):
@@ -189,7 +210,7 @@ class Renderer:
         return env
 
     def _locale_filters(self, lang: str, *, rtl: bool) -> dict[str, Callable[..., str]]:
-        locale = Locale.parse(lang, sep="-")
+        locale = parse_locale(lang)
         tz = self.timezone
 
         # babel keeps Latin digits; Persian readers expect their own (۱۵:۰۰).
@@ -219,12 +240,16 @@ class Renderer:
         return {"datetime": as_datetime, "date": as_date, "time": as_time,
                 "number": as_number, "duration": as_duration, "ltr": ltr}
 
-    def compile(self, source: TemplateSource) -> Any:
-        """Compile (cached) after checking the whitelist; raise `TemplateError` with a line."""
-        cache_key = (source.lang, source.path, source.text)
+    def compile(self, source: TemplateSource, locale: str | None = None) -> Any:
+        """Compile (cached) after checking the whitelist; raise `TemplateError` with a line.
+
+        `locale` (default: the template's language) decides how dates and numbers are written.
+        """
+        locale = locale or source.lang
+        cache_key = (locale, source.path, source.text)
         if cache_key in self._cache:
             return self._cache[cache_key]
-        env = self._environment(source.lang)
+        env = self._environment(locale)
         try:
             tree = env.parse(source.text, source.key, source.path)
         except TemplateSyntaxError as exc:
@@ -240,9 +265,13 @@ class Renderer:
         return template
 
     def render(self, source: TemplateSource, context: Mapping[str, Any],
-               *, exercise: bool = False) -> Rendered:
-        """Render with a hard output cap; raise `TemplateError` naming the template line."""
-        template = self.compile(source)
+               *, exercise: bool = False, locale: str | None = None) -> Rendered:
+        """Render with a hard output cap; raise `TemplateError` naming the template line.
+
+        `locale` is the reader's own variant of the template's language (`ar-EG` reading `ar`).
+        """
+        locale = locale or source.lang
+        template = self.compile(source, locale)
         try:
             text = _tidy("".join(_stream(template.generate(dict(context)), 4 * self.max_chars)))
             blocks = {}
@@ -267,13 +296,11 @@ class Renderer:
             elif not isinstance(exc, UndefinedError):
                 hint = "check the expression"
             raise TemplateError(Problem(source.path, line, None, "", what, hint)) from None
-        if is_rtl(source.lang):
+        if is_rtl(locale):
             text = "\n".join(_rtl_line(ln) for ln in text.split("\n"))
         if exercise:
-            banner = EXERCISE_BANNER.get(source.lang.split("-")[0], EXERCISE_BANNER["en"])
-            text = f"{banner}\n\n{text}"
-        return Rendered(source.key, source.lang, text,
-                        "rtl" if is_rtl(source.lang) else "ltr", blocks)
+            text = f"{exercise_banner(locale)}\n\n{text}"
+        return Rendered(source.key, locale, text, "rtl" if is_rtl(locale) else "ltr", blocks)
 
 
     def comparisons(self, source: TemplateSource) -> list[tuple[str, str, int]]:

@@ -21,7 +21,7 @@ from playbook.delivery import Delivery
 from playbook.directory import Assignment
 from playbook.errors import RuntimeFailure
 from playbook.events import GENESIS, Event, chain
-from playbook.ports import DraftRow, IncidentRow, OutboxRow, ScheduleRow, TaskRow
+from playbook.ports import AckRow, DraftRow, IncidentRow, OutboxRow, ScheduleRow, TaskRow
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -131,6 +131,25 @@ drafts = sa.Table(
     sa.Column("params", Json, nullable=False),
     sa.UniqueConstraint("incident_id", "step_id", "number", "lang", "revision",
                         name="uq_draft_revision"),
+)
+acks = sa.Table(
+    "acks", metadata,
+    sa.Column("incident_id", sa.String(32), sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("step_id", sa.String(64), primary_key=True),
+    sa.Column("number", Int, primary_key=True, autoincrement=False),
+    sa.Column("recipient_id", sa.String(100), primary_key=True),
+    sa.Column("recipient_name", Text, nullable=False),
+    sa.Column("lang", sa.String(16), nullable=False),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("backup_for", sa.String(100), nullable=False),
+    sa.Column("asked_at", Time, nullable=False),
+    sa.Column("due_at", Time, nullable=False),
+    sa.Column("stage", Int, nullable=False),
+    sa.Column("acked_at", Time),
+    sa.Column("relayed_at", Time),
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.UniqueConstraint("token", name="uq_ack_token"),
+    sa.Index("ix_acks_due", "stage", "due_at"),
 )
 outbox = sa.Table(
     "outbox", metadata,
@@ -454,8 +473,61 @@ class StoreTx:
             query = query.where(outbox.c.incident_id == incident_id)
         return {str(row[0]): int(row[1]) for row in self.conn.execute(query)}
 
+    # acknowledgements
+
+    def add_acks(self, rows: Iterable[AckRow]) -> int:
+        values = [dataclasses.asdict(a) for a in rows]
+        if not values:
+            return 0
+        result = self.conn.execute(self._insert(acks).on_conflict_do_nothing(
+            index_elements=["incident_id", "step_id", "number", "recipient_id"]).returning(
+                acks.c.token), values)
+        return len(result.all())
+
+    def acks(self, incident_id: str) -> list[AckRow]:
+        query = acks.select().where(acks.c.incident_id == incident_id).order_by(
+            acks.c.asked_at, acks.c.step_id, acks.c.number, acks.c.recipient_id)
+        return [_row(AckRow, r) for r in self.conn.execute(query)]
+
+    def acks_due(self, now: datetime, limit: int = 100) -> list[AckRow]:
+        query = (acks.select().where(acks.c.acked_at.is_(None), acks.c.stage < 2,
+                                     acks.c.due_at <= now)
+                 .order_by(acks.c.due_at).limit(limit))
+        if self.pg:
+            query = query.with_for_update(skip_locked=True)
+        return [_row(AckRow, r) for r in self.conn.execute(query)]
+
+    def ack_by_token(self, token: str) -> AckRow | None:
+        found = self.conn.execute(acks.select().where(acks.c.token == token)).first()
+        return _row(AckRow, found) if found is not None else None
+
+    def update_ack(self, ack: AckRow, **changes: Any) -> None:
+        self.conn.execute(acks.update().where(
+            acks.c.incident_id == ack.incident_id, acks.c.step_id == ack.step_id,
+            acks.c.number == ack.number, acks.c.recipient_id == ack.recipient_id).values(
+                **changes))
+
+    def replied_to(self, channel: str, address: str, receipt: str) -> Delivery | None:
+        # A long message is sent in parts; the receipt lists every part's message id.
+        query = outbox.select().where(
+            outbox.c.channel == channel, outbox.c.address == address, sa.or_(
+                outbox.c.receipt == receipt, outbox.c.receipt.like(f"{receipt},%"),
+                outbox.c.receipt.like(f"%,{receipt}"), outbox.c.receipt.like(f"%,{receipt},%"),
+            )).order_by(outbox.c.id.desc()).limit(1)
+        found = self.conn.execute(query).first()
+        return self._outbox_row(found).delivery if found is not None else None
+
+    def recipient_incidents(self, recipient_id: str) -> list[str]:
+        query = (sa.select(outbox.c.incident_id).join(
+            incidents, incidents.c.id == outbox.c.incident_id).where(
+                outbox.c.recipient_id == recipient_id, incidents.c.state == "open")
+            .group_by(outbox.c.incident_id).order_by(sa.func.max(outbox.c.id).desc()))
+        return [str(r[0]) for r in self.conn.execute(query)]
+
     def next_wake(self) -> datetime | None:
         candidates = [
+            sa.select(sa.func.min(acks.c.due_at)).where(acks.c.acked_at.is_(None),
+                                                        acks.c.stage < 2),
             sa.select(sa.func.min(schedule.c.due_at)).where(schedule.c.state == "pending"),
             sa.select(sa.func.min(drafts.c.escalate_at)).where(
                 drafts.c.state == "pending", drafts.c.escalated.is_(False)),

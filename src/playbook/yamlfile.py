@@ -4,12 +4,15 @@ We walk ruamel.yaml's parse events ourselves instead of using its constructor, b
 must never change meaning silently: YAML 1.1 reads `no` as false, `1:30` as 90 and `010` as 8.
 Here plain scalars are only `true`/`false`, `null`, decimal numbers and text; a number with a
 leading zero is refused; aliases are refused (an alias bomb expands exponentially); duplicate keys
-are refused with both places named.
+are refused with both places named. `dump_yaml` writes plain values in a form this reader
+reads back to the same values (directory files rewritten by `playbook directory import`).
 """
 
 from __future__ import annotations
 
+import io
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml import events as ev
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.representer import RoundTripRepresenter
 
 from playbook.errors import BadInput, Loc, Problem
 
@@ -258,3 +263,31 @@ class _Builder:
         if _FLOAT.fullmatch(value):
             return float(value.replace("_", ""))
         return value
+
+
+def dump_yaml(data: Any) -> str:
+    """Plain values (dicts, lists, text, numbers, booleans) as YAML that `parse_yaml` reads back."""
+    yaml = YAML(typ="rt")
+    yaml.Representer = _Representer
+    yaml.default_flow_style = False
+    yaml.allow_unicode = True
+    yaml.width = 4096  # a long name folded over two lines is harder to edit by hand
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    stream = io.StringIO()
+    yaml.dump(data, stream)
+    return stream.getvalue()
+
+
+def _represent_text(representer: RoundTripRepresenter, text: str) -> ScalarNode:
+    # ruamel folds or drops control characters and Unicode line breaks in plain and single-quoted
+    # style; double quotes escape them, so the text reads back exactly.
+    unusual = any(unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
+                  for c in text)
+    return representer.represent_scalar(_STR_TAG, text, style='"' if unusual else None)
+
+
+class _Representer(RoundTripRepresenter):
+    """ruamel's round-trip representer with our text rule, without changing ruamel's own class."""
+
+
+_Representer.add_representer(str, _represent_text)

@@ -21,7 +21,7 @@ from email.utils import format_datetime, formatdate, getaddresses, parseaddr
 
 from playbook.delivery import Delivery, Limits, plain_text
 from playbook.errors import SendFailed
-from playbook.render import EXERCISE_BANNER, is_rtl
+from playbook.render import exercise_banner, is_rtl
 
 # Base64 or quoted-printable bodies pass every relay, even one without 8BITMIME.
 _POLICY = SMTP_POLICY.clone(cte_type="7bit")
@@ -60,7 +60,7 @@ def _subject(delivery: Delivery) -> str:
     # A header must be one line; a stray newline would otherwise refuse the whole message.
     subject = " ".join(delivery.subject.split())
     if delivery.exercise:
-        banner = EXERCISE_BANNER.get(delivery.lang.split("-")[0], EXERCISE_BANNER["en"])
+        banner = exercise_banner(delivery.lang)
         if not subject.startswith(banner):
             subject = f"[{banner}] {subject}"
     return subject

@@ -1,0 +1,200 @@
+"""The few sentences the engine itself says to intermediaries, in their languages.
+
+Key messages come from templates the city approves; these are the engine's own words around
+them: the request to confirm a briefing, its buttons, the reminder, the note to a backup contact,
+and the bot's thanks. Each exists in every language of the protocol library and in Dari; a
+placeholder in a right-to-left sentence is isolated so a code or a Latin name keeps its order.
+"""
+
+from __future__ import annotations
+
+from playbook.language import expand
+
+LRI, FSI, PDI = "\u2066", "\u2068", "\u2069"
+
+PHRASES: dict[str, dict[str, str]] = {
+    "ack_buttons": {
+        "en": "Please confirm with a button below.",
+        "ar": "يُرجى التأكيد بالضغط على أحد الزرّين أدناه.",
+        "es": "Confírmelo, por favor, con uno de los botones de abajo.",
+        "fr": "Merci de confirmer avec l’un des boutons ci-dessous.",
+        "uk": "Будь ласка, підтвердьте кнопкою нижче.",
+        "fa": "لطفاً با یکی از دکمه‌های زیر تأیید کنید.",
+        "fa-AF": "لطفاً با یکی از دکمه‌های زیر تأیید کنید.",
+    },
+    "ack_code": {
+        "en": "To confirm that you received this briefing, reply with the code {code}. If you "
+              "have already shared it with your community, please say so in your reply.",
+        "ar": "لتأكيد استلام هذه الإحاطة، يُرجى الرد بالرمز {code}. وإن كنت قد شاركتها مع "
+              "مجتمعك، فيُرجى ذكر ذلك في ردّك.",
+        "es": "Para confirmar que ha recibido esta información, responda con el código {code}. "
+              "Si ya la ha compartido con su comunidad, indíquelo en su respuesta.",
+        "fr": "Pour confirmer la bonne réception de ce message, répondez avec le code {code}. "
+              "Si vous l’avez déjà partagé avec votre communauté, merci de le préciser dans "
+              "votre réponse.",
+        "uk": "Щоб підтвердити, що ви отримали це повідомлення, дайте відповідь із кодом "
+              "{code}. Якщо ви вже поділилися ним зі своєю громадою, зазначте це, будь ласка, "
+              "у відповіді.",
+        "fa": "برای تأیید دریافت این پیام، لطفاً با کد {code} پاسخ دهید. اگر آن را با جامعهٔ "
+              "خود در میان گذاشته‌اید، لطفاً در پاسخ‌تان بنویسید.",
+        "fa-AF": "برای تأیید دریافت این پیام، لطفاً با کود {code} جواب بدهید. اگر آن را با "
+                 "جامعهٔ خود شریک ساخته‌اید، لطفاً در جواب خود بنویسید.",
+    },
+    "button_received": {
+        "en": "✅ Received", "ar": "✅ تم الاستلام", "es": "✅ Recibido", "fr": "✅ Bien reçu",
+        "uk": "✅ Отримано", "fa": "✅ دریافت شد", "fa-AF": "✅ دریافت شد",
+    },
+    "button_shared": {
+        "en": "📣 Shared with my community", "ar": "📣 شاركتها مع مجتمعي",
+        "es": "📣 Compartido con mi comunidad", "fr": "📣 Partagé avec ma communauté",
+        "uk": "📣 Поширено в моїй громаді", "fa": "📣 با جامعه‌ام در میان گذاشتم",
+        "fa-AF": "📣 با جامعه‌ام شریک ساختم",
+    },
+    "reminder": {
+        "en": "Reminder: we have not heard back from you yet. Please confirm that you received "
+              "this briefing.",
+        "ar": "تذكير: لم يصلنا ردّك بعد. يُرجى تأكيد استلام هذه الإحاطة.",
+        "es": "Recordatorio: todavía no hemos recibido su confirmación. Confirme, por favor, "
+              "que ha recibido esta información.",
+        "fr": "Rappel : nous n’avons pas encore reçu votre confirmation. Merci de confirmer la "
+              "réception de ce message.",
+        "uk": "Нагадування: ми ще не отримали вашого підтвердження. Будь ласка, підтвердьте, що "
+              "ви отримали це повідомлення.",
+        "fa": "یادآوری: هنوز پاسخی از شما به ما نرسیده است. لطفاً دریافت این پیام را تأیید "
+              "کنید.",
+        "fa-AF": "یادآوری: تا هنوز جواب شما به ما نرسیده است. لطفاً دریافت این پیام را تأیید "
+                 "کنید.",
+    },
+    "backup": {
+        "en": "We are sending you this briefing because we could not reach {name}. Please "
+              "confirm that you received it.",
+        "ar": "نرسل إليك هذه الإحاطة لأننا لم نتمكن من الوصول إلى {name}. يُرجى تأكيد "
+              "استلامها.",
+        "es": "Le enviamos esta información porque no hemos podido contactar con {name}. "
+              "Confirme, por favor, que la ha recibido.",
+        "fr": "Nous vous transmettons ce message car nous n’avons pas pu joindre {name}. Merci "
+              "de confirmer sa réception.",
+        "uk": "Ми надсилаємо вам це повідомлення, бо не змогли зв’язатися з {name}. Будь "
+              "ласка, підтвердьте, що ви його отримали.",
+        "fa": "این پیام را برای شما می‌فرستیم، چون نتوانستیم با {name} تماس بگیریم. لطفاً "
+              "دریافت آن را تأیید کنید.",
+        "fa-AF": "این پیام را به شما می‌فرستیم، چون نتوانستیم با {name} به تماس شویم. لطفاً "
+                 "دریافت آن را تأیید کنید.",
+    },
+    "thanks_ack": {
+        "en": "Thank you — your confirmation has been recorded.",
+        "ar": "شكرًا لك، تم تسجيل تأكيدك.",
+        "es": "Gracias, hemos registrado su confirmación.",
+        "fr": "Merci, votre confirmation a bien été enregistrée.",
+        "uk": "Дякуємо, ваше підтвердження зафіксовано.",
+        "fa": "سپاسگزاریم؛ تأیید شما ثبت شد.",
+        "fa-AF": "تشکر؛ تأیید شما ثبت شد.",
+    },
+    "thanks_relayed": {
+        "en": "Thank you for sharing it with your community.",
+        "ar": "شكرًا لك على مشاركتها مع مجتمعك.",
+        "es": "Gracias por compartirla con su comunidad.",
+        "fr": "Merci de l’avoir partagé avec votre communauté.",
+        "uk": "Дякуємо, що поділилися ним зі своєю громадою.",
+        "fa": "سپاسگزاریم که آن را با جامعهٔ خود در میان گذاشتید.",
+        "fa-AF": "تشکر که آن را با جامعهٔ خود شریک ساختید.",
+    },
+    "thanks_concern": {
+        "en": "Thank you. Your message has been passed to the city’s community liaison, who "
+              "will get back to you.",
+        "ar": "شكرًا لك. أُحيلت رسالتك إلى مسؤول التواصل المجتمعي في البلدية، وسيتواصل معك.",
+        "es": "Gracias. Hemos trasladado su mensaje a la persona de enlace con las comunidades "
+              "del ayuntamiento, que se pondrá en contacto con usted.",
+        "fr": "Merci. Votre message a été transmis au référent communautaire de la ville, qui "
+              "reviendra vers vous.",
+        "uk": "Дякуємо. Ваше повідомлення передано координатору міста з питань громад, який "
+              "зв’яжеться з вами.",
+        "fa": "سپاسگزاریم. پیام شما به مسئول ارتباط با جوامع در شهرداری رسید و با شما تماس "
+              "خواهد گرفت.",
+        "fa-AF": "تشکر. پیام شما به مسئول ارتباط با جوامع در شاروالی سپرده شد و با شما به "
+                 "تماس خواهد شد.",
+    },
+    "concern_empty": {
+        "en": "Please write what worries you after {command}, for example: {command} People "
+              "are afraid to go to the market.",
+        "ar": "يُرجى كتابة ما يقلقك بعد {command}، مثلًا: {command} الناس يخشون الذهاب إلى "
+              "السوق.",
+        "es": "Escriba lo que le preocupa después de {command}, por ejemplo: {command} La gente "
+              "tiene miedo de ir al mercado.",
+        "fr": "Écrivez ce qui vous inquiète après {command}, par exemple\u00a0: {command} Les "
+              "gens ont peur d’aller au marché.",
+        "uk": "Напишіть, що вас турбує, після {command}, наприклад: {command} Люди бояться "
+              "ходити на ринок.",
+        "fa": "لطفاً نگرانی خود را بعد از {command} بنویسید، مثلاً: {command} مردم می‌ترسند "
+              "به بازار بروند.",
+        "fa-AF": "لطفاً تشویش خود را بعد از {command} بنویسید، مثلاً: {command} مردم از رفتن "
+                 "به بازار می‌ترسند.",
+    },
+    "no_incident": {
+        "en": "Thank you for writing. No incident is open right now, so this line is not "
+              "watched; please call {hotline}.",
+        "ar": "شكرًا لتواصلك. لا توجد حالة طارئة مفتوحة الآن، لذا لا تتم متابعة هذه القناة؛ "
+              "يُرجى الاتصال على {hotline}.",
+        "es": "Gracias por escribirnos. Ahora mismo no hay ninguna emergencia abierta y este "
+              "canal no está atendido; llame, por favor, al {hotline}.",
+        "fr": "Merci de votre message. Aucun incident n’est en cours, cette ligne n’est donc "
+              "pas suivie\u00a0; appelez le {hotline}.",
+        "uk": "Дякуємо за повідомлення. Зараз немає відкритого інциденту, тож цей канал ніхто "
+              "не відстежує; будь ласка, телефонуйте {hotline}.",
+        "fa": "از پیام شما سپاسگزاریم. اکنون هیچ رویداد فعالی نداریم و این کانال پیگیری "
+              "نمی‌شود؛ لطفاً با {hotline} تماس بگیرید.",
+        "fa-AF": "تشکر از پیام شما. فعلاً هیچ رویداد فعالی نداریم و این کانال تعقیب نمی‌شود؛ "
+                 "لطفاً به شمارهٔ {hotline} زنگ بزنید.",
+    },
+    "button_stale": {
+        "en": "This button is no longer valid.", "ar": "هذا الزر لم يعد صالحًا.",
+        "es": "Este botón ya no es válido.", "fr": "Ce bouton n’est plus valide.",
+        "uk": "Ця кнопка вже недійсна.", "fa": "این دکمه دیگر معتبر نیست.",
+        "fa-AF": "این دکمه دیگر معتبر نیست.",
+    },
+}
+RTL = frozenset({"ar", "fa", "fa-AF"})
+
+
+def phrase(key: str, locale: str, **values: str) -> str:
+    """The phrase `key` in the reader's language (their own variant first), else English.
+
+    In a right-to-left sentence each value is isolated left to right: a code or a phone
+    number keeps its order, and a name in another script cannot pull the sentence around.
+    """
+    table = PHRASES[key]
+    lang = next((key for tag in expand(locale) for key in (tag, tag.split("-")[0])
+                 if key in table), "en")
+    if lang in RTL:
+        values = {k: f"{LRI if _ltr(v) else FSI}{v}{PDI}" for k, v in values.items()}
+    return table[lang].format(**values)
+
+
+def _ltr(value: str) -> bool:
+    return all(not ("\u0590" <= ch <= "\u08ff") for ch in value)
+
+
+RLM = "\u200f"
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+"""No 0/O or 1/I: a code read off a phone and typed back must survive."""
+
+
+def show_code(token: str) -> str:
+    """A confirmation code as people read it: `K7F3-Q2MX`."""
+    return f"{token[:4]}-{token[4:]}"
+
+
+def read_code(text: str) -> str:
+    """A code as typed back (any case, dash or spaces) in the form it is stored."""
+    return "".join(ch for ch in text.upper() if ch.isalnum())
+
+
+def ack_request(locale: str, token: str, *, buttons: bool) -> str:
+    """The line under a briefing asking for confirmation: buttons on Telegram, else a code."""
+    text = (phrase("ack_buttons", locale) if buttons
+            else phrase("ack_code", locale, code=show_code(token)))
+    return f"<i>{RLM if _rtl(locale) else ''}{text}</i>"
+
+
+def _rtl(locale: str) -> bool:
+    return any(tag in RTL or tag.split("-")[0] in RTL for tag in expand(locale))

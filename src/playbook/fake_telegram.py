@@ -227,15 +227,23 @@ class FakeBotApi:
             return update
 
     def push_message(self, chat_id: int | str, text: str, *, user_id: int | None = None,
-                     first_name: str = "Tester", username: str | None = None) -> JSON:
-        """A user writes `text` in a chat; a leading `/command` gets its bot_command entity."""
+                     first_name: str = "Tester", username: str | None = None,
+                     reply_to: int | None = None, language_code: str | None = None) -> JSON:
+        """A user writes `text` in a chat, perhaps replying to the bot's message `reply_to`.
+
+        A leading `/command` gets its bot_command entity, as Telegram sends it.
+        """
         with self._lock:
             chat = self._known(chat_id)
             user: JSON = {"id": user_id or (chat.id if chat.kind == "private" else 1000),
                           "is_bot": False, "first_name": first_name}
             message: JSON = {"message_id": self._new_id(chat), "date": int(time.time()),
                              "chat": chat.as_json(), "text": text,
-                             "from": user | ({"username": username} if username else {})}
+                             "from": user | ({"username": username} if username else {})
+                             | ({"language_code": language_code} if language_code else {})}
+            replied = self._messages.get((chat.id, reply_to)) if reply_to else None
+            if replied is not None:
+                message["reply_to_message"] = replied
             command = re.match(r"/\S+", text)
             if command:
                 message["entities"] = [{"type": "bot_command", "offset": 0,
@@ -337,6 +345,10 @@ class FakeBotApi:
         now = self.clock()
         if self.enforce_limits:
             self._check_limits(chat, now)
+        for row in (_obj(p, "reply_markup") or {}).get("inline_keyboard", []):
+            for button in row:
+                if len(str(button.get("callback_data", "")).encode("utf-8")) > 64:
+                    raise _Refused(400, "Bad Request: BUTTON_DATA_INVALID")
         message = self._store(chat, self._new_id(chat), plain, p)
         self.sent.append(Sent(chat.id, message["message_id"], text, parse_mode,
                               _obj(p, "reply_markup"), now, dict(p)))

@@ -164,12 +164,15 @@ def _brief_backup(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageSt
 
 
 def acknowledge(engine: Engine, code: str, *, relayed: bool, via: str, actor: str,
-                now: datetime) -> AckRow:
-    """Record a confirmation (and that it was shared onwards); the same tap twice adds nothing."""
+                now: datetime, only_for: str | None = None) -> AckRow:
+    """Record a confirmation (and that it was shared onwards); the same tap twice adds nothing.
+
+    `only_for` is the recipient the code must belong to (the chat a button was pressed in).
+    """
     token = read_code(code)
     with engine.store.begin() as tx:
         ack = tx.ack_by_token(token) if len(token) == 8 else None
-        if ack is None:
+        if ack is None or (only_for is not None and ack.recipient_id != only_for):
             raise BadInput.one(code, "no briefing has this confirmation code",
                                "check the code in the person's reply (8 letters and digits)")
         changes: dict[str, object] = {}
@@ -188,8 +191,12 @@ def acknowledge(engine: Engine, code: str, *, relayed: bool, via: str, actor: st
 
 
 def concern(engine: Engine, text: str, *, sender: str, name: str, via: str, now: datetime,
-            incident_id: str | None = None, step_id: str = "") -> str | None:
-    """Log a concern in the incident it is about and forward it; None if no incident is open."""
+            incident_id: str | None = None, step_id: str = "", ref: str = "") -> str | None:
+    """Log a concern in the incident it is about and forward it; None if no incident is open.
+
+    The incident is the one named, else the latest open one the sender was sent something in,
+    else the latest open one. `ref` (a Telegram update id) makes a re-delivered message a no-op.
+    """
     text = text.strip()
     if not text:
         raise BadInput.one("concern", "the concern is empty", "write what worries people")
@@ -203,8 +210,11 @@ def concern(engine: Engine, text: str, *, sender: str, name: str, via: str, now:
                 return None
             incident_id = found[0]
         incident = engine.incident(tx, incident_id)
+        if ref and any(e.kind == "concern" and e.data.get("ref") == ref
+                       for e in tx.events(incident.id)):
+            return incident.id
         logged = tx.append(incident.id, "concern", now, step_id=step_id, actor=sender, data={
-            "from": sender, "name": name, "text": text, "via": via})
+            "from": sender, "name": name, "text": text, "via": via, "ref": ref})
         holders = engine.holders(tx, incident.id)
         liaison = next((h for r in LIAISON_ROLES if (h := holders.get(r))), None)
         if liaison:

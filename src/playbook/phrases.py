@@ -8,6 +8,7 @@ placeholder in a right-to-left sentence is isolated so a code or a Latin name ke
 
 from __future__ import annotations
 
+from playbook.delivery import Delivery
 from playbook.language import expand
 
 LRI, FSI, PDI = "\u2066", "\u2068", "\u2069"
@@ -175,6 +176,8 @@ def _ltr(value: str) -> bool:
 
 
 RLM = "\u200f"
+ACK_PREFIX = "ack:"
+"""Callback data of a confirmation button: `ack:<code>:r` (received) or `ack:<code>:s` (shared)."""
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 """No 0/O or 1/I: a code read off a phone and typed back must survive."""
 
@@ -198,3 +201,11 @@ def ack_request(locale: str, token: str, *, buttons: bool) -> str:
 
 def _rtl(locale: str) -> bool:
     return any(tag in RTL or tag.split("-")[0] in RTL for tag in expand(locale))
+
+
+def with_ack_request(delivery: Delivery, *, buttons: bool) -> str:
+    """A delivery's text, with the request to confirm it if one is asked of this recipient."""
+    token = delivery.meta.get("ack_token")
+    if not token:
+        return delivery.text
+    return f"{delivery.text}\n\n{ack_request(delivery.lang, token, buttons=buttons)}"

@@ -14,6 +14,7 @@ from typing import TextIO
 from playbook.atomicfile import replace_file
 from playbook.delivery import Delivery, Limits, plain_text
 from playbook.errors import SendFailed
+from playbook.phrases import with_ack_request
 from playbook.render import is_rtl
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -41,7 +42,7 @@ class ConsoleChannel:
         via = f" · {self.standing_in_for} {delivery.address}" if self.standing_in_for else ""
         block = (f"── {delivery.recipient_name} <{delivery.recipient_id}> · {delivery.lang} · "
                  f"{delivery.step_id} · {delivery.incident_id}{via}\n"
-                 f"{plain_text(delivery.text)}\n")
+                 f"{plain_text(with_ack_request(delivery, buttons=False))}\n")
         try:
             if self.folder is not None:
                 self.folder.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from email.utils import format_datetime, formatdate, getaddresses, parseaddr
 
 from playbook.delivery import Delivery, Limits, plain_text
 from playbook.errors import SendFailed
+from playbook.phrases import with_ack_request
 from playbook.render import exercise_banner, is_rtl
 
 # Base64 or quoted-printable bodies pass every relay, even one without 8BITMIME.
@@ -108,8 +109,9 @@ class EmailChannel:
                        if delivery.created_at.tzinfo is not None else formatdate())
         msg["Message-ID"] = message_id(delivery.key, self.sender)
         msg["X-Playbook-Incident"] = delivery.incident_id
-        msg.set_content(plain_text(delivery.text), subtype="plain", charset="utf-8")
-        msg.add_alternative(html_document(delivery.text, delivery.lang, subject),
+        text = with_ack_request(delivery, buttons=False)
+        msg.set_content(plain_text(text), subtype="plain", charset="utf-8")
+        msg.add_alternative(html_document(text, delivery.lang, subject),
                             subtype="html", charset="utf-8")
         msg["Content-Language"] = delivery.lang  # after the body: set_content drops Content-*
         return msg

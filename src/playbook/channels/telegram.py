@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -30,6 +30,7 @@ from telegram.request import HTTPXRequest
 
 from playbook.delivery import Delivery, Limits
 from playbook.errors import SendFailed
+from playbook.phrases import ACK_PREFIX, phrase, with_ack_request
 
 # Opt in to PTB's future timedelta durations: without it, PTB 22 warns (a deprecation) from
 # inside RetryAfter's constructor on every 429, which nothing outside PTB can silence.
@@ -80,7 +81,8 @@ class TelegramChannel:
                     await self._sleep(self._pause(delivery))
                 message = await bot.send_message(
                     delivery.address, part, parse_mode=ParseMode.HTML,
-                    link_preview_options=_NO_PREVIEW)
+                    link_preview_options=_NO_PREVIEW,
+                    reply_markup=_buttons(delivery) if number == len(parts) - 1 else None)
                 done.append(message.message_id)
         except TelegramError as exc:
             failure = self._failure(exc, started=self._ready)
@@ -118,7 +120,7 @@ class TelegramChannel:
         return 60.0 / group if delivery.is_group and group else private or 0.0
 
     def _parts(self, delivery: Delivery) -> list[str]:
-        text = delivery.text
+        text = with_ack_request(delivery, buttons=True)
         banner = text.partition("\n")[0] if delivery.exercise else ""
         try:
             if _units(text) <= TELEGRAM_LIMIT or not banner or "<" in banner:
@@ -178,6 +180,22 @@ class TelegramChannel:
 _ATOM = re.compile(r"<[^<>]*>|&(?:#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);|.", re.DOTALL)
 _START = re.compile(r"<([A-Za-z][\w-]*)")
 _END = re.compile(r"</([A-Za-z][\w-]*)\s*>")
+
+
+def _buttons(delivery: Delivery) -> InlineKeyboardMarkup | None:
+    """Received / Shared buttons under a briefing that asks for confirmation.
+
+    The callback data carries only the server-side code (`ack:<code>:r`, 15 bytes): a forged or
+    stale code matches no briefing and changes nothing.
+    """
+    token = delivery.meta.get("ack_token")
+    if not token:
+        return None
+    return InlineKeyboardMarkup([
+        [InlineKeyboardButton(phrase("button_received", delivery.lang),
+                              callback_data=f"{ACK_PREFIX}{token}:r")],
+        [InlineKeyboardButton(phrase("button_shared", delivery.lang),
+                              callback_data=f"{ACK_PREFIX}{token}:s")]])
 
 
 def _units(text: str) -> int:

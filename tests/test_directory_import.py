@@ -127,7 +127,7 @@ def test_a_bad_sheet_is_refused_whole_naming_each_bad_cell(cli: Cli, tmp_path: P
     sheet = _sheet(tmp_path, HEADER.strip() + ",active\n"
                    "ok-1,Good Person,,,c,,en,1,,,\n"               # 2
                    "bad-lang,Bad Language,,,c,,en;xx-nonsense,2,,,\n"
-                   "no-name,,,,c,,en,3,,,\n"                      # 4
+                   "no-name,,,,c,,en,,,,\n"                       # 4
                    ",No Id,,,c,,en,4,,,\n"
                    "bad-chat,Bad Chat,,,c,,en,abc,not-an-email,,\n"   # 6
                    "no-way,Nobody Reachable,,,c,,en,,,,\n"
@@ -144,7 +144,8 @@ def test_a_bad_sheet_is_refused_whole_naming_each_bad_cell(cli: Cli, tmp_path: P
     assert "Traceback" not in result.err
     located = re.findall(rf"^{re.escape(str(sheet))}:(\d+):(\d+): (?:(\w+): )?", result.err,
                          re.M)
-    assert located == [("3", "7", "languages"), ("4", "2", "name"), ("5", "1", "id"),
+    assert located == [("3", "7", "languages"), ("4", "2", "name"),
+                       ("4", "8", "telegram_chat_id"), ("5", "1", "id"),
                        ("6", "8", "telegram_chat_id"), ("6", "9", "email"),
                        ("7", "8", "telegram_chat_id"), ("8", "1", "id"), ("9", "10", "backup"),
                        ("10", "10", "backup"), ("11", "12", ""), ("13", "11", "active"),
@@ -153,7 +154,7 @@ def test_a_bad_sheet_is_refused_whole_naming_each_bad_cell(cli: Cli, tmp_path: P
     assert "no way to reach this person" in result.err
     assert "an intermediary cannot be their own backup" in result.err
     assert "separated by `;`" in result.err
-    assert "12 problems in 1 file." in result.err
+    assert "13 problems in 1 file." in result.err
     assert target.read_bytes() == before
 
 

@@ -20,7 +20,7 @@ LAYERS = {
              "fake_telegram", "service", "bot",
              "channels.__init__", "channels.console", "channels.telegram", "channels.email",
              "channels.webhook", "channels.cap"},
-    "cli": {"cli", "commands", "directorycli", "__main__", "__init__"},
+    "cli": {"cli", "commands", "directorycli", "outreach", "__main__", "__init__"},
 }
 RANK = {"core": 0, "orchestration": 1, "edge": 2, "cli": 3}
 CORE_LIBRARIES = {"pydantic", "jinja2", "markupsafe", "babel"}
@@ -36,7 +36,7 @@ EDGE_LIBRARIES = {"atomicfile": set(), "yamlfile": {"ruamel"}, "loader": set(), 
                   "channels.telegram": {"telegram"}, "channels.email": set(),
                   "channels.webhook": {"httpx"}, "channels.cap": set(),
                   "cli": {"typer", "rich"}, "commands": {"typer", "rich"},
-                  "directorycli": {"typer", "rich"},
+                  "directorycli": {"typer", "rich"}, "outreach": {"typer", "rich"},
                   "__main__": set(), "__init__": set()}
 
 

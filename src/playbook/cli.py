@@ -418,4 +418,4 @@ def main() -> None:
 
 
 # The incident commands live in their own module; importing it registers them on `app`.
-from playbook import commands  # noqa: E402, F401
+from playbook import commands, outreach  # noqa: E402, F401

@@ -10,12 +10,14 @@ import asyncio
 import getpass
 import os
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from playbook.approvals import Approvals
@@ -29,11 +31,14 @@ from playbook.errors import BadInput, RuntimeFailure
 from playbook.events import verify
 from playbook.model import TriggerEvent
 from playbook.plan import bind_parameters
-from playbook.ports import DraftRow, IncidentRow
+from playbook.ports import DraftRow, IncidentRow, Tx
 from playbook.service import Parts, Service, build
 
 ActorOption = Annotated[str | None, typer.Option(
     "--as", help="Your staff id from the directory (default: $PLAYBOOK_USER).")]
+StatusSection = Callable[[Console, Tx, IncidentRow, tzinfo], None]
+status_sections: list[StatusSection] = []
+"""More of `playbook status`, added by other command modules (outreach)."""
 log_app = typer.Typer(help="The incident log.", no_args_is_help=True)
 export_app = typer.Typer(help="Export an incident.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
@@ -178,6 +183,8 @@ def status(
                 table.add_row(t.step_id, t.holder or "-", f"{t.due_by.astimezone(zone):%H:%M}"
                               if t.due_by else "-", state)
             out.print(table)
+        for section in status_sections:
+            section(out, tx, row, zone)
         outbox = tx.outbox(row.id)
     if outbox:
         by_lang = Counter((r.delivery.lang, r.state) for r in outbox)

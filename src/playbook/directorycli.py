@@ -83,7 +83,7 @@ def import_command(
     if write and len(data) > MAX_BYTES:
         raise BadInput.one(str(file), f"the merged file would be {len(data):,} bytes, over the "
                            f"{MAX_BYTES:,} the directory reader accepts",
-                           "remove inactive intermediaries, or import fewer at once")
+                           "remove the intermediaries who have left")
     if write and not dry_run:
         replace_file(target, data)
     _summary(file, target, result, replace=replace, dry_run=dry_run, written=write)

@@ -197,7 +197,7 @@ _PATTERN_WORDS = {
     "languages": ("is not a BCP 47 language tag",
                   "use tags such as en, ar-EG or fa-AF (a hyphen, not an underscore)"),
 }
-_NEEDED = {"id": "every intermediary needs an id", "name": "every intermediary needs a name",
+_NEEDED = {"id": "every row needs an id", "name": "every row needs a name",
            "languages": "give at least one language, the preferred one first"}
 
 
@@ -305,6 +305,11 @@ def _import_checks(table: CsvTable[Intermediary], kept: set[str]) -> Iterator[Pr
             first[person] = row.line
     known = kept | set(first)
     for row in table.rows:
+        # pydantic checks reachability only once every field is valid; say it in the same pass.
+        if row.entry is None and "telegram_chat_id" not in row.bad and not (
+                row.cells.get("telegram_chat_id") or row.cells.get("email")):
+            yield table.problem(row, "telegram_chat_id", "no way to reach this person",
+                                "add telegram_chat_id or email")
         backup = row.cells.get("backup", "")
         if not backup or "backup" in row.bad:
             continue

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
+from playbook.bot import TelegramBot
 from playbook.channels.cap import CapChannel
 from playbook.channels.console import ConsoleChannel, FileChannel
 from playbook.channels.email import EmailChannel
@@ -132,6 +133,15 @@ class Service:
             self.dispatcher.wake.set()
         return engine.next_wake()
 
+    def _bot(self) -> TelegramBot | None:
+        """The inbound side of Telegram, when a token is configured."""
+        settings = self.parts.settings
+        token = settings.telegram_token()
+        if not token:
+            return None
+        return TelegramBot(self.parts.engine, token, self.clock, hotline=settings.city.hotline,
+                           base_url=settings.telegram.base_url or None)
+
     async def run(self) -> None:
         """Run until SIGINT or SIGTERM (or `stop` is set); finish and record what is in flight."""
         loop = asyncio.get_running_loop()
@@ -144,9 +154,15 @@ class Service:
                  f"channels {', '.join(sorted(self.parts.channels))}")
         await self.scheduler.start()
         sending = asyncio.create_task(self.dispatcher.run(self.stop))
+        bot = self._bot()
         try:
+            if bot is not None:
+                await bot.start()
+                self.log("telegram: listening for confirmations and concerns")
             await self.stop.wait()
         finally:
+            if bot is not None:
+                await bot.stop()
             self.scheduler.shutdown()
             await sending  # the batch in flight is sent and recorded before we stop
             await self.dispatcher.aclose()

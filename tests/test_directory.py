@@ -26,7 +26,7 @@ def test_the_example_directory_loads() -> None:
     """Riverton's directory has its staff, intermediaries, media and public channels."""
     directory = example_directory()
     assert (len(directory.staff), len(directory.intermediaries), len(directory.media),
-            len(directory.public)) == (9, 12, 2, 3)
+            len(directory.public)) == (9, 13, 2, 3)
     hassan = next(i for i in directory.intermediaries if i.id == "hassan-r")
     assert hassan.languages == ("fa-AF", "fa", "en")
     assert hassan.communities == ("muslim_community", "afghan_community")

@@ -20,7 +20,7 @@ LAYERS = {
              "fake_telegram", "service", "bot",
              "channels.__init__", "channels.console", "channels.telegram", "channels.email",
              "channels.webhook", "channels.cap"},
-    "cli": {"cli", "commands", "directorycli", "outreach", "__main__", "__init__"},
+    "cli": {"cli", "commands", "directorycli", "outreach", "plancli", "__main__", "__init__"},
 }
 RANK = {"core": 0, "orchestration": 1, "edge": 2, "cli": 3}
 CORE_LIBRARIES = {"pydantic", "jinja2", "markupsafe", "babel"}
@@ -37,6 +37,7 @@ EDGE_LIBRARIES = {"atomicfile": set(), "yamlfile": {"ruamel"}, "loader": set(), 
                   "channels.webhook": {"httpx"}, "channels.cap": set(),
                   "cli": {"typer", "rich"}, "commands": {"typer", "rich"},
                   "directorycli": {"typer", "rich"}, "outreach": {"typer", "rich"},
+                  "plancli": {"typer", "rich"},
                   "__main__": set(), "__init__": set()}
 
 

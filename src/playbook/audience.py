@@ -170,3 +170,22 @@ def reach(step: MessageStep, playbook: Playbook, directory: Directory,
                 channels[channel] += 1
     return Reach(step, len(recipients), dict(languages.most_common()),
                  dict(channels.most_common()), tuple(fallbacks), tuple(unreachable))
+
+
+def language_gaps(playbook: Playbook, templates: TemplateLibrary,
+                  directory: Directory) -> list[Fallback]:
+    """Intermediaries and media who read none of a playbook's messages' languages.
+
+    Checked against everyone, whatever the audiences select at activation, so `validate`
+    names them long before a crisis; they would get the fallback chain's language.
+    """
+    gaps: dict[str, Fallback] = {}
+    people = [person(p, "intermediary") for p in directory.intermediaries if p.active]
+    people += [person(m, "media") for m in directory.media]
+    for step in playbook.message_steps():
+        offered = available(playbook, templates, step.message)
+        for someone in people:
+            choice = choice_for(someone, offered, playbook)
+            if choice is not None and choice.fallback:
+                gaps.setdefault(someone.id, Fallback(someone, choice.template))
+    return list(gaps.values())

@@ -12,23 +12,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from playbook import __version__
 from playbook.atomicfile import replace_file
+from playbook.audience import language_gaps
 from playbook.catalog import COMMAND, Entry, catalog
 from playbook.checks import message_context
 from playbook.config import Settings, load_settings
 from playbook.directorycli import app as directory_app
-from playbook.duration import format_duration
+from playbook.directoryfile import load_directory
 from playbook.errors import BadInput, PlaybookError, Problem, RuntimeFailure
 from playbook.loader import CheckedPlaybook, load_checked, model_json_schema
-from playbook.model import InjectStep, MessageStep, Playbook, TaskStep
-from playbook.plan import Occurrence, approval, bind_parameters, timeline, who
+from playbook.model import Playbook
+from playbook.plan import approval, bind_parameters
 from playbook.render import Renderer
 from playbook.yamlfile import load_yaml
 
@@ -102,6 +101,7 @@ def validate(
     """Check playbooks and every template they use, in every language, before a crisis."""
     settings = load_settings(config)
     files, problems = _playbook_files(paths or [settings.base_dir / settings.paths.protocols])
+    directory = load_directory(settings.directory_files())
     bad = 0
     ids: dict[str, str] = {}
     for path in files:
@@ -122,6 +122,11 @@ def validate(
         templates = len({s.message for s in pb.message_steps()})
         _out().print(f"[green]ok[/green]  {path}  ({len(pb.steps)} steps, {templates} messages"
                   f" × {len(pb.languages)} languages)")
+        for gap in language_gaps(pb, checked.templates, directory):
+            r = gap.recipient
+            _out().print(f"[yellow]warning[/]: {r.name} <{r.id}> reads {', '.join(r.languages)}"
+                         f"; {pb.id} has no message in any of them, so they would get "
+                         f"{gap.gets} — add a translation, or a language they read")
     if problems:
         raise BadInput(problems)
     _out().print(f"{len(files)} playbook{'s' if len(files) != 1 else ''} valid.")
@@ -171,75 +176,6 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
                                'write --param location="Market Square"')
         values[name.strip()] = value
     return values
-
-
-@app.command()
-def plan(
-    playbook: Annotated[str, typer.Argument(help="A playbook file, or its id.")],
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="An activation parameter, name=value (repeatable).")] = None,
-    start: Annotated[str | None, typer.Option(
-        help="Planned activation time, ISO 8601 (default: now).")] = None,
-    repeats: Annotated[int, typer.Option(min=1, max=50,
-                                         help="Occurrences shown per repeating step.")] = 3,
-    config: ConfigOption = None,
-) -> None:
-    """Show the timeline a playbook would follow if activated now (or at --start)."""
-    settings = load_settings(config)
-    checked = _check(_resolve(playbook, settings), settings)
-    pb = checked.playbook
-    values, examples = _bind(pb, param or [], settings)
-    begin = _start(start, settings)
-    _out().print(f"[bold]{pb.title}[/bold]  [dim]{pb.id} · {pb.kind.value}[/dim]\n"
-              f"activated {begin:%a %d %b %Y %H:%M} ({settings.city.timezone}) · "
-              f"languages {' '.join(pb.languages)}")
-    occurrences = timeline(pb, repeats=repeats)
-    events = sorted({o.event for o in occurrences if o.event})
-    for event in [None, *events]:
-        rows = [o for o in occurrences if o.event == event]
-        table = _timeline_table(f"on {event}" if event else "", with_time=event is None)
-        for occ in rows:
-            table.add_row(*_timeline_row(occ, pb, values, begin, with_time=event is None))
-        _out().print(table)
-    if examples:
-        _out().print(Text("Example values used for: " + ", ".join(examples)
-                       + " (give them with --param name=value)", style="dim"))
-    shown = ", ".join(f"{k}={v}" for k, v in values.items())
-    _out().print(Text(f"Parameters: {shown}", style="dim"))
-
-
-def _timeline_table(title: str, *, with_time: bool) -> Table:
-    table = Table(title=title or None, title_justify="left", title_style="bold", expand=False,
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("offset", no_wrap=True)
-    if with_time:
-        table.add_column("time", no_wrap=True)
-    table.add_column("step", min_width=14, overflow="fold")
-    table.add_column("role or audience", min_width=14, ratio=3, overflow="fold")
-    table.add_column("langs", min_width=5)
-    table.add_column("approval", min_width=10, ratio=2, overflow="fold")
-    return table
-
-
-def _timeline_row(occ: Occurrence, pb: Playbook, values: dict[str, Any], begin: datetime,
-                  *, with_time: bool) -> list[str | Text]:
-    step = occ.step
-    kind = "task" if isinstance(step, TaskStep) else \
-        "inject" if isinstance(step, InjectStep) else "message"
-    label = Text(step.id, style="bold" if kind == "message" else "")
-    label.append(f"\n{kind}", style="dim")
-    if step.every is not None:
-        label.append(f" #{occ.number}", style="cyan")
-        if occ.number == 1:
-            label.append(f", every {format_duration(step.every)} until {step.repeat_until}",
-                         style="dim")
-    row: list[str | Text] = ["+" + format_duration(occ.offset)]
-    if with_time:
-        moment = occ.when(begin)
-        row.append("—" if moment is None else moment.strftime(
-            "%H:%M" if moment.date() == begin.date() else "%a %H:%M"))
-    languages = f"all {len(pb.languages)}" if isinstance(step, MessageStep) else ""
-    return [*row, label, Text(who(step, pb, values)), languages, approval(step, pb)]
 
 
 def _start(text: str | None, settings: Settings) -> datetime:
@@ -417,5 +353,5 @@ def main() -> None:
     sys.exit(run())
 
 
-# The incident commands live in their own module; importing it registers them on `app`.
-from playbook import commands, outreach  # noqa: E402, F401
+# The other commands live in their own modules; importing them registers them on `app`.
+from playbook import commands, outreach, plancli  # noqa: E402, F401

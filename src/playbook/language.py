@@ -96,8 +96,25 @@ def _locale(tag: str, template: str) -> str:
             continue
         if theirs.territory and mine.territory != theirs.territory:
             return template
-        return candidate
+        return _canonical(candidate)
     return template
+
+
+def _canonical(tag: str) -> str:
+    """A tag in BCP 47's usual case (`AR-eg` -> `ar-EG`), so one locale has one spelling.
+
+    Phrases, exercise banners and rendered variants are looked up by the locale as spelt.
+    """
+    first, *rest = tag.split("-")
+    parts = [first.lower()]
+    for part in rest:
+        if len(part) == 4 and part.isalpha():
+            parts.append(part.title())
+        elif (len(part) == 2 and part.isalpha()) or (len(part) == 3 and part.isdigit()):
+            parts.append(part.upper())
+        else:
+            parts.append(part.lower())
+    return "-".join(parts)
 
 
 def base(tag: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from playbook.directory import Contact, Directory, Intermediary, Recipient
-from playbook.language import Choice, base, choose
+from playbook.language import ALIASES, Choice, base, choose, expand
 from playbook.model import PARAMETER_REF, Audience, MessageStep, Playbook
 from playbook.render import TemplateLibrary
 
@@ -83,9 +83,18 @@ def _matches(someone: Intermediary, wanted: Mapping[str, set[str]]) -> bool:
 
 
 def _speaks(languages: Iterable[str], accepted: set[str]) -> bool:
-    """`ar` accepts every Arabic reader; `ar-EG` only those who list exactly that."""
-    theirs = {t.lower() for t in languages} | {base(t) for t in languages}
-    return any(a.lower() in theirs for a in accepted)
+    """`ar` accepts every Arabic reader; `ar-EG` only those who list exactly that.
+
+    An alias and the variety it stands for are one language: `prs` (Dari) accepts those who
+    list `fa-AF`, and `fa-AF` those who list `prs`, as `choose` gives both the same text.
+    """
+    theirs = {t.lower() for tag in languages for t in expand(tag)} | {base(t) for t in languages}
+    return any(a.lower() in theirs or _variety(a) in theirs for a in accepted)
+
+
+def _variety(tag: str) -> str:
+    """What an alias stands for, lower-cased (`prs` -> `fa-af`); any other tag itself."""
+    return (*ALIASES.get(tag.lower(), ()), tag)[0].lower()
 
 
 def choice_for(recipient: Recipient, available: Sequence[str],

@@ -106,7 +106,7 @@ def _escalate(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageStep, 
         lines.append(f"They were asked as the backup for {esc(ack.backup_for.split(':')[-1])}.")
     elif backup is not None:
         lines.append(f"Their backup {esc(backup.name)} has been sent it." if sent_backup else
-                     f"Their backup {esc(backup.name)} was already in the audience.")
+                     f"Their backup {esc(backup.name)} has already been sent it.")
     else:
         lines.append("They have no backup contact in the directory.")
     lines.append("Please reach them another way, and log it.")

@@ -8,11 +8,14 @@ resident. A button pressed in any chat but the one its briefing went to changes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
-from telegram import Update, User
+from telegram import Message, Update, User
+from telegram.error import RetryAfter
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -119,7 +122,7 @@ class TelegramBot:
         who = self.sender(message.chat.id, message.from_user)
         text = " ".join(context.args or [])
         if not text.strip():
-            await message.reply_text(phrase("concern_empty", who.locale, command="/concern"))
+            await _say(message, phrase("concern_empty", who.locale, command="/concern"))
             return
         await self._record(update, who, text)
 
@@ -132,7 +135,7 @@ class TelegramBot:
             briefing = tx.replied_to("telegram", str(message.chat.id),
                                      str(message.reply_to_message.message_id))
         if briefing is None:
-            await message.reply_text(phrase("concern_empty", who.locale, command="/concern"))
+            await _say(message, phrase("concern_empty", who.locale, command="/concern"))
             return
         await self._record(update, who, message.text or "", briefing.incident_id,
                            briefing.step_id)
@@ -144,9 +147,23 @@ class TelegramBot:
         logged = listening.concern(self.engine, text, sender=who.id, name=who.name,
                                    via="telegram", now=self.clock.now(), incident_id=incident_id,
                                    step_id=step_id, ref=f"telegram:{update.update_id}")
-        await message.reply_text(phrase("thanks_concern", who.locale) if logged else
-                                 phrase("no_incident", who.locale, hotline=self.hotline))
+        await _say(message, phrase("thanks_concern", who.locale) if logged else
+                   phrase("no_incident", who.locale, hotline=self.hotline))
 
     async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         # Log the kind only: PTB's errors can carry request URLs, and those carry the token.
         log.warning("telegram bot: %s while handling an update", type(context.error).__name__)
+
+
+async def _say(message: Message, text: str, tries: int = 3) -> None:
+    """Answer in the sender's chat, waiting out Telegram's flood control (1 message/s a chat)."""
+    for attempt in range(tries):
+        try:
+            await message.reply_text(text)
+            return
+        except RetryAfter as exc:
+            if attempt == tries - 1:
+                raise
+            wait = exc.retry_after
+            await asyncio.sleep(wait.total_seconds() if isinstance(wait, timedelta)
+                                else float(wait))

@@ -13,8 +13,8 @@ import pytest
 from drive import START, Drive
 from playbook.approvals import Approvals
 from playbook.bot import TelegramBot
-from playbook.events import Event
 from playbook.channels.telegram import TelegramChannel
+from playbook.events import Event
 from playbook.fake_telegram import FakeBotApi, Sent
 from playbook.phrases import PHRASES
 from playbook.ports import AckRow

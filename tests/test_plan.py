@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT
 from playbook.errors import BadInput
 from playbook.loader import load_playbook
-from playbook.plan import after, bind_parameters, timeline
+from playbook.model import Playbook
+from playbook.plan import after, bind_parameters, timeline, who
 
 ZONE = ZoneInfo("Europe/Vienna")
 PLAYBOOK = load_playbook(ROOT / "protocols" / "hate_incident.yaml").playbook
@@ -74,3 +75,14 @@ def test_valid_parameters_bind() -> None:
                                         "support_point": "City Hall"}, "--param", ZONE)
     assert values["location"] == "Old Town"
     assert values["what"] == "assault"
+
+
+def test_who_names_list_selectors_with_parameters_filled() -> None:
+    """A selector list reads as alternatives, with its parameter reference filled in."""
+    pb = Playbook.model_validate({
+        "id": "x", "title": "X", "kind": "other", "languages": ["en"],
+        "roles": {"lead": {"title": "Lead", "duties": ["Decide"], "approves": True}},
+        "steps": [{"id": "brief", "message": "m", "at": "0m", "to": {"intermediaries": {
+            "community": ["{{ community }}", "interfaith"], "language": "ar"}}}]})
+    assert who(pb.steps[0], pb, {"community": "muslim_community"}) == (
+        "intermediaries (community=muslim_community or interfaith, language=ar)")

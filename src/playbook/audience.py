@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from playbook.directory import Contact, Directory, Intermediary, Recipient
 from playbook.language import ALIASES, Choice, base, choose, expand
-from playbook.model import PARAMETER_REF, Audience, MessageStep, Playbook
+from playbook.model import Audience, MessageStep, Playbook
+from playbook.plan import fill
 from playbook.render import TemplateLibrary
 
 EVERY_LANGUAGE = "*"
@@ -29,7 +30,7 @@ def select(audience: Audience, directory: Directory, values: Mapping[str, Any],
         if member is not None:
             found.setdefault(f"staff:{member.id}", person(member, "staff"))
     if audience.intermediaries is not None:
-        wanted = {k: {_fill(v, values) for v in vs}
+        wanted = {k: {fill(v, values) for v in vs}
                   for k, vs in audience.intermediaries.wanted().items()}
         for someone in directory.intermediaries:
             if someone.active and _matches(someone, wanted):
@@ -63,11 +64,6 @@ def _public(directory: Directory, channel_id: str) -> Iterator[Recipient]:
             languages = () if lang == EVERY_LANGUAGE else (lang,)
             yield Recipient(f"public:{entry.id}:{lang}", entry.name or entry.id, "public",
                             languages, ((entry.channel, address),))
-
-
-def _fill(value: str, values: Mapping[str, Any]) -> str:
-    ref = PARAMETER_REF.match(value)
-    return str(values.get(ref.group(1), value)) if ref else value
 
 
 def _matches(someone: Intermediary, wanted: Mapping[str, set[str]]) -> bool:

@@ -103,8 +103,8 @@ def who(step: Step, playbook: Playbook, values: Mapping[str, Any] | None = None)
         return "drill players: " + (", ".join(titles) or "all")
     parts = _titles(step.to.roles, playbook)
     if step.to.intermediaries is not None:
-        chosen = {k: _fill(v, values or {}) for k, v in
-                  step.to.intermediaries.model_dump(exclude_none=True).items()}
+        chosen = {k: " or ".join(fill(v, values or {}) for v in vs)
+                  for k, vs in step.to.intermediaries.wanted().items()}
         parts.append("intermediaries" + (
             " (" + ", ".join(f"{k}={v}" for k, v in chosen.items()) + ")" if chosen else ""))
     if step.to.media:
@@ -118,7 +118,8 @@ def _titles(roles: Iterable[str], playbook: Playbook) -> list[str]:
     return [playbook.roles[r].title if r in playbook.roles else r for r in roles]
 
 
-def _fill(value: str, values: Mapping[str, Any]) -> str:
+def fill(value: str, values: Mapping[str, Any]) -> str:
+    """A selector value with its `{{ parameter }}` reference, if any, filled in."""
     ref = PARAMETER_REF.match(value)
     return str(values.get(ref.group(1), value)) if ref else value
 

@@ -302,7 +302,8 @@ def html_of(depth: int) -> st.SearchStrategy[str]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(text=html_of(3), limit=st.integers(min_value=150, max_value=600))
+# Three nested links take about 150 units of markup on their own: below that nothing fits.
+@given(text=html_of(3), limit=st.integers(min_value=200, max_value=600))
 def test_split_html_properties(text: str, limit: int) -> None:
     """Every part fits in UTF-16 units, is well-formed, and together they say the same thing."""
     parts = split_html(text, limit)

@@ -17,29 +17,29 @@ PHRASES: dict[str, dict[str, str]] = {
     "ack_buttons": {
         "en": "Please confirm with a button below.",
         "ar": "يُرجى التأكيد بالضغط على أحد الزرّين أدناه.",
-        "es": "Confírmelo, por favor, con uno de los botones de abajo.",
+        "es": "Por favor, confirme la recepción con uno de los botones de abajo.",
         "fr": "Merci de confirmer avec l’un des boutons ci-dessous.",
-        "uk": "Будь ласка, підтвердьте кнопкою нижче.",
+        "uk": "Будь ласка, підтвердьте отримання, натиснувши одну з кнопок нижче.",
         "fa": "لطفاً با یکی از دکمه‌های زیر تأیید کنید.",
         "fa-AF": "لطفاً با یکی از دکمه‌های زیر تأیید کنید.",
     },
     "ack_code": {
         "en": "To confirm that you received this briefing, reply with the code {code}. If you "
               "have already shared it with your community, please say so in your reply.",
-        "ar": "لتأكيد استلام هذه الإحاطة، يُرجى الرد بالرمز {code}. وإن كنت قد شاركتها مع "
-              "مجتمعك، فيُرجى ذكر ذلك في ردّك.",
-        "es": "Para confirmar que ha recibido esta información, responda con el código {code}. "
-              "Si ya la ha compartido con su comunidad, indíquelo en su respuesta.",
-        "fr": "Pour confirmer la bonne réception de ce message, répondez avec le code {code}. "
-              "Si vous l’avez déjà partagé avec votre communauté, merci de le préciser dans "
-              "votre réponse.",
-        "uk": "Щоб підтвердити, що ви отримали це повідомлення, дайте відповідь із кодом "
-              "{code}. Якщо ви вже поділилися ним зі своєю громадою, зазначте це, будь ласка, "
-              "у відповіді.",
+        "ar": "لتأكيد استلام هذه الإحاطة، يُرجى الرد بالرمز {code}. وإن كنتم قد شاركتموها "
+              "مع مجتمعكم، فنرجو ذكر ذلك في ردّكم.",
+        "es": "Para confirmar que ha recibido este mensaje, responda con el código {code}. "
+              "Si ya ha compartido el mensaje con su comunidad, indíquelo en su respuesta.",
+        "fr": "Pour confirmer la bonne réception de ce message, répondez en indiquant le code "
+              "{code}. Si vous avez déjà partagé ce message avec votre communauté, merci de le "
+              "préciser dans votre réponse.",
+        "uk": "Щоб підтвердити, що ви отримали це повідомлення, надішліть у відповідь код "
+              "{code}. Якщо ви вже поділилися повідомленням зі своєю громадою, зазначте це, "
+              "будь ласка, у відповіді.",
         "fa": "برای تأیید دریافت این پیام، لطفاً با کد {code} پاسخ دهید. اگر آن را با جامعهٔ "
-              "خود در میان گذاشته‌اید، لطفاً در پاسخ‌تان بنویسید.",
+              "خود در میان گذاشته‌اید، لطفاً این را هم در پاسخ‌تان بنویسید.",
         "fa-AF": "برای تأیید دریافت این پیام، لطفاً با کود {code} جواب بدهید. اگر آن را با "
-                 "جامعهٔ خود شریک ساخته‌اید، لطفاً در جواب خود بنویسید.",
+                 "جامعهٔ خود شریک ساخته‌اید، لطفاً این را هم در جواب خود بنویسید.",
     },
     "button_received": {
         "en": "✅ Received", "ar": "✅ تم الاستلام", "es": "✅ Recibido", "fr": "✅ Bien reçu",
@@ -54,12 +54,12 @@ PHRASES: dict[str, dict[str, str]] = {
     "reminder": {
         "en": "Reminder: we have not heard back from you yet. Please confirm that you received "
               "this briefing.",
-        "ar": "تذكير: لم يصلنا ردّك بعد. يُرجى تأكيد استلام هذه الإحاطة.",
-        "es": "Recordatorio: todavía no hemos recibido su confirmación. Confirme, por favor, "
-              "que ha recibido esta información.",
-        "fr": "Rappel : nous n’avons pas encore reçu votre confirmation. Merci de confirmer la "
-              "réception de ce message.",
-        "uk": "Нагадування: ми ще не отримали вашого підтвердження. Будь ласка, підтвердьте, що "
+        "ar": "تذكير: لم يصلنا ردّكم بعد. نرجو تأكيد استلام هذه الإحاطة.",
+        "es": "Recordatorio: todavía no hemos recibido su respuesta. Por favor, confirme que "
+              "ha recibido este mensaje.",
+        "fr": "Rappel\u00a0: nous n’avons pas encore de réponse de votre part. Merci de nous "
+              "confirmer que vous avez bien reçu ce message.",
+        "uk": "Нагадування: ми досі не маємо від вас відповіді. Будь ласка, підтвердьте, що "
               "ви отримали це повідомлення.",
         "fa": "یادآوری: هنوز پاسخی از شما به ما نرسیده است. لطفاً دریافت این پیام را تأیید "
               "کنید.",
@@ -69,14 +69,14 @@ PHRASES: dict[str, dict[str, str]] = {
     "backup": {
         "en": "We are sending you this briefing because we could not reach {name}. Please "
               "confirm that you received it.",
-        "ar": "نرسل إليك هذه الإحاطة لأننا لم نتمكن من الوصول إلى {name}. يُرجى تأكيد "
+        "ar": "نرسل إليكم هذه الإحاطة لأننا لم نتمكن من التواصل مع {name}. نرجو تأكيد "
               "استلامها.",
-        "es": "Le enviamos esta información porque no hemos podido contactar con {name}. "
-              "Confirme, por favor, que la ha recibido.",
+        "es": "Le enviamos este mensaje porque no hemos podido comunicarnos con {name}. "
+              "Por favor, confirme que lo ha recibido.",
         "fr": "Nous vous transmettons ce message car nous n’avons pas pu joindre {name}. Merci "
-              "de confirmer sa réception.",
-        "uk": "Ми надсилаємо вам це повідомлення, бо не змогли зв’язатися з {name}. Будь "
-              "ласка, підтвердьте, що ви його отримали.",
+              "de nous confirmer que vous l’avez bien reçu.",
+        "uk": "Ми надсилаємо вам це повідомлення, бо нам не вдалося зв'язатися з основною "
+              "контактною особою ({name}). Будь ласка, підтвердьте, що ви його отримали.",
         "fa": "این پیام را برای شما می‌فرستیم، چون نتوانستیم با {name} تماس بگیریم. لطفاً "
               "دریافت آن را تأیید کنید.",
         "fa-AF": "این پیام را به شما می‌فرستیم، چون نتوانستیم با {name} به تماس شویم. لطفاً "
@@ -84,7 +84,7 @@ PHRASES: dict[str, dict[str, str]] = {
     },
     "thanks_ack": {
         "en": "Thank you — your confirmation has been recorded.",
-        "ar": "شكرًا لك، تم تسجيل تأكيدك.",
+        "ar": "شكرًا لكم، تم تسجيل تأكيدكم.",
         "es": "Gracias, hemos registrado su confirmación.",
         "fr": "Merci, votre confirmation a bien été enregistrée.",
         "uk": "Дякуємо, ваше підтвердження зафіксовано.",
@@ -93,39 +93,39 @@ PHRASES: dict[str, dict[str, str]] = {
     },
     "thanks_relayed": {
         "en": "Thank you for sharing it with your community.",
-        "ar": "شكرًا لك على مشاركتها مع مجتمعك.",
-        "es": "Gracias por compartirla con su comunidad.",
+        "ar": "شكرًا لكم على مشاركتها مع مجتمعكم.",
+        "es": "Gracias por compartirlo con su comunidad.",
         "fr": "Merci de l’avoir partagé avec votre communauté.",
         "uk": "Дякуємо, що поділилися ним зі своєю громадою.",
         "fa": "سپاسگزاریم که آن را با جامعهٔ خود در میان گذاشتید.",
-        "fa-AF": "تشکر که آن را با جامعهٔ خود شریک ساختید.",
+        "fa-AF": "تشکر از اینکه آن را با جامعهٔ خود شریک ساختید.",
     },
     "thanks_concern": {
         "en": "Thank you. Your message has been passed to the city’s community liaison, who "
               "will get back to you.",
-        "ar": "شكرًا لك. أُحيلت رسالتك إلى مسؤول التواصل المجتمعي في البلدية، وسيتواصل معك.",
-        "es": "Gracias. Hemos trasladado su mensaje a la persona de enlace con las comunidades "
-              "del ayuntamiento, que se pondrá en contacto con usted.",
-        "fr": "Merci. Votre message a été transmis au référent communautaire de la ville, qui "
-              "reviendra vers vous.",
-        "uk": "Дякуємо. Ваше повідомлення передано координатору міста з питань громад, який "
-              "зв’яжеться з вами.",
-        "fa": "سپاسگزاریم. پیام شما به مسئول ارتباط با جوامع در شهرداری رسید و با شما تماس "
-              "خواهد گرفت.",
-        "fa-AF": "تشکر. پیام شما به مسئول ارتباط با جوامع در شاروالی سپرده شد و با شما به "
-                 "تماس خواهد شد.",
+        "ar": "شكرًا لكم. أُحيلت رسالتكم إلى مسؤول التواصل المجتمعي في البلدية، وسيردّ عليكم.",
+        "es": "Gracias. Hemos transmitido su mensaje a la persona del gobierno municipal "
+              "encargada del enlace con las comunidades, que se pondrá en contacto con usted.",
+        "fr": "Merci. Votre message a été transmis à la personne de la Ville chargée des "
+              "relations avec les communautés, qui vous recontactera.",
+        "uk": "Дякуємо. Ваше повідомлення передано особі, відповідальній у міській владі за "
+              "зв'язки з громадами. З вами зв'яжуться.",
+        "fa": "سپاسگزاریم. پیام شما برای مسئول ارتباط با جوامع در شهرداری فرستاده شد؛ ایشان "
+              "با شما تماس خواهند گرفت.",
+        "fa-AF": "تشکر. پیام شما به مسئول ارتباط با جوامع در شاروالی سپرده شد؛ ایشان با شما "
+                 "به تماس خواهند شد.",
     },
     "concern_empty": {
         "en": "Please write what worries you after {command}, for example: {command} People "
               "are afraid to go to the market.",
-        "ar": "يُرجى كتابة ما يقلقك بعد {command}، مثلًا: {command} الناس يخشون الذهاب إلى "
+        "ar": "يُرجى كتابة ما يقلقكم بعد {command}، مثلًا: {command} الناس يخشون الذهاب إلى "
               "السوق.",
-        "es": "Escriba lo que le preocupa después de {command}, por ejemplo: {command} La gente "
-              "tiene miedo de ir al mercado.",
-        "fr": "Écrivez ce qui vous inquiète après {command}, par exemple\u00a0: {command} Les "
-              "gens ont peur d’aller au marché.",
-        "uk": "Напишіть, що вас турбує, після {command}, наприклад: {command} Люди бояться "
-              "ходити на ринок.",
+        "es": "Por favor, escriba lo que le preocupa después de {command}, por ejemplo: "
+              "{command} La gente tiene miedo de ir al mercado.",
+        "fr": "Merci d’écrire ce qui vous inquiète après {command}, par exemple\u00a0: "
+              "{command} Les gens ont peur d’aller au marché.",
+        "uk": "Будь ласка, напишіть після {command}, що вас турбує, наприклад: {command} Люди "
+              "бояться ходити на ринок.",
         "fa": "لطفاً نگرانی خود را بعد از {command} بنویسید، مثلاً: {command} مردم می‌ترسند "
               "به بازار بروند.",
         "fa-AF": "لطفاً تشویش خود را بعد از {command} بنویسید، مثلاً: {command} مردم از رفتن "
@@ -134,18 +134,18 @@ PHRASES: dict[str, dict[str, str]] = {
     "no_incident": {
         "en": "Thank you for writing. No incident is open right now, so this line is not "
               "watched; please call {hotline}.",
-        "ar": "شكرًا لتواصلك. لا توجد حالة طارئة مفتوحة الآن، لذا لا تتم متابعة هذه القناة؛ "
-              "يُرجى الاتصال على {hotline}.",
-        "es": "Gracias por escribirnos. Ahora mismo no hay ninguna emergencia abierta y este "
-              "canal no está atendido; llame, por favor, al {hotline}.",
-        "fr": "Merci de votre message. Aucun incident n’est en cours, cette ligne n’est donc "
-              "pas suivie\u00a0; appelez le {hotline}.",
-        "uk": "Дякуємо за повідомлення. Зараз немає відкритого інциденту, тож цей канал ніхто "
-              "не відстежує; будь ласка, телефонуйте {hotline}.",
-        "fa": "از پیام شما سپاسگزاریم. اکنون هیچ رویداد فعالی نداریم و این کانال پیگیری "
-              "نمی‌شود؛ لطفاً با {hotline} تماس بگیرید.",
-        "fa-AF": "تشکر از پیام شما. فعلاً هیچ رویداد فعالی نداریم و این کانال تعقیب نمی‌شود؛ "
-                 "لطفاً به شمارهٔ {hotline} زنگ بزنید.",
+        "ar": "شكرًا لتواصلكم. لا نتابع حاليًا أي حالة طارئة، ولذلك لا تُقرأ الرسائل في هذه "
+              "القناة الآن؛ يُرجى الاتصال بالرقم {hotline}.",
+        "es": "Gracias por escribirnos. En este momento no hay ningún incidente en curso, por "
+              "lo que este canal no está atendido; por favor, llame al {hotline}.",
+        "fr": "Merci de votre message. Aucun incident n’est en cours, ce canal n’est donc pas "
+              "suivi\u00a0; veuillez appeler le {hotline}.",
+        "uk": "Дякуємо за повідомлення. Зараз немає активного інциденту, тому цей канал не "
+              "відстежується; будь ласка, зателефонуйте за номером {hotline}.",
+        "fa": "از پیام شما سپاسگزاریم. در حال حاضر حادثه‌ای را پیگیری نمی‌کنیم و پیام‌های "
+              "این کانال خوانده نمی‌شوند؛ لطفاً با شمارهٔ {hotline} تماس بگیرید.",
+        "fa-AF": "تشکر از پیام شما. فعلاً به هیچ حادثه‌ای رسیدگی نمی‌کنیم و پیام‌های این کانال "
+                 "خوانده نمی‌شود؛ لطفاً با شمارهٔ {hotline} تماس بگیرید.",
     },
     "button_stale": {
         "en": "This button is no longer valid.", "ar": "هذا الزر لم يعد صالحًا.",

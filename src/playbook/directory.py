@@ -93,6 +93,13 @@ class Directory(_Entry):
         """The staff member with this id."""
         return next((s for s in self.staff if s.id == person), None)
 
+    def contact(self, recipient_id: str) -> Contact | None:
+        """The entry behind a recipient id such as `intermediary:imam-karim` or `staff:anna`."""
+        kind, _, ident = recipient_id.partition(":")
+        people: dict[str, tuple[Contact, ...]] = {
+            "staff": self.staff, "intermediary": self.intermediaries, "media": self.media}
+        return next((p for p in people.get(kind, ()) if p.id == ident), None)
+
 
 @dataclass(frozen=True)
 class Recipient:

@@ -9,12 +9,14 @@ fallback chain, and the choice says so, so that it is reported and never silent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from babel import Locale, UnknownLocaleError, negotiate_locale
 
+T = TypeVar("T")
 ALIASES: dict[str, tuple[str, ...]] = {
     # ISO 639-3 codes for varieties CLDR files under another tag.
     "prs": ("fa-AF", "fa"),      # Dari
@@ -115,6 +117,23 @@ def _canonical(tag: str) -> str:
         else:
             parts.append(part.lower())
     return "-".join(parts)
+
+
+def lookup_key(table: Mapping[str, object], locale: str, default: str = "en") -> str:
+    """Which key of a per-language table a locale reads: its variant, its language, or `default`.
+
+    `fa-AF` reads `fa-AF` where the table has it, else `fa`; `prs` reads as `fa-AF`.
+    """
+    for tag in expand(locale):
+        for key in (tag, tag.split("-")[0]):
+            if key in table:
+                return key
+    return default
+
+
+def lookup(table: Mapping[str, T], locale: str, default: str = "en") -> T:
+    """A per-language entry for a locale (see `lookup_key`)."""
+    return table[lookup_key(table, locale, default)]
 
 
 def base(tag: str) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from playbook.audience import person
-from playbook.directory import Recipient
+from playbook.directory import Intermediary, Recipient
 from playbook.errors import BadInput
 from playbook.fanout import delivery, esc, notice
 from playbook.language import choose
@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # the engine calls in here; importing it at run time would be
 ACKABLE = frozenset({"intermediary", "staff"})
 MAX_CONCERN = 2000
 LIAISON_ROLES = ("community_liaison", "incident_lead")
-"""Who hears about silence and concerns: the community liaison, else the incident lead."""
 
 
 def new_token() -> str:
@@ -74,10 +73,10 @@ def _remind(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageStep, ac
             now: datetime) -> None:
     assert step.ack_within is not None
     again = []
-    for row in tx.outbox(incident.id):
+    for row in tx.outbox(incident.id, step_id=ack.step_id, number=ack.number,
+                         recipient_id=ack.recipient_id):
         d = row.delivery
-        if (d.step_id, d.number, d.recipient_id) == (ack.step_id, ack.number, ack.recipient_id) \
-                and not d.key.endswith(("/reminder", "/backup")):
+        if not d.key.endswith(("/reminder", "/backup")):
             note = f"<b>{esc(phrase('reminder', d.lang))}</b>"
             again.append(replace(d, key=f"{d.key}/reminder", text=f"{note}\n\n{d.text}",
                                  created_at=now))
@@ -97,8 +96,7 @@ def _escalate(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageStep, 
     sent_backup = False
     if backup is not None and backup.id not in asked:
         sent_backup = _brief_backup(engine, tx, incident, step, ack, backup, now)
-    holders = engine.holders(tx, incident.id)
-    liaison = next((h for r in LIAISON_ROLES if (h := holders.get(r))), None)
+    liaison = _liaison(engine, tx, incident.id)
     contact = _contact(engine, ack.recipient_id)
     lines = [f"<b>No confirmation</b> — incident {incident.id}, briefing <code>{step.id}</code>",
              f"{esc(ack.recipient_name)}{contact} has not confirmed it, nor the reminder."]
@@ -121,32 +119,36 @@ def _escalate(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageStep, 
 
 
 def _backup(engine: Engine, recipient_id: str) -> Recipient | None:
-    kind, _, ident = recipient_id.partition(":")
-    if kind != "intermediary":
+    first = engine.directory.contact(recipient_id)
+    if not isinstance(first, Intermediary) or first.backup is None:
         return None
-    people = {p.id: p for p in engine.directory.intermediaries}
-    first = people.get(ident)
-    found = people.get(first.backup or "") if first else None
-    return person(found, "intermediary") if found is not None and found.active else None
+    found = engine.directory.contact(f"intermediary:{first.backup}")
+    return person(found, "intermediary") if isinstance(found, Intermediary) and found.active \
+        else None
 
 
 def _contact(engine: Engine, recipient_id: str) -> str:
-    ident = recipient_id.partition(":")[2]
-    for entry in (*engine.directory.intermediaries, *engine.directory.staff):
-        if entry.id == ident:
-            where = [getattr(entry, "organisation", ""), entry.email or "",
-                     f"Telegram {entry.telegram_chat_id}" if entry.telegram_chat_id else ""]
-            shown = ", ".join(esc(w) for w in where if w)
-            return f" ({shown})" if shown else ""
-    return ""
+    entry = engine.directory.contact(recipient_id)
+    if entry is None:
+        return ""
+    where = [getattr(entry, "organisation", ""), entry.email or "",
+             f"Telegram {entry.telegram_chat_id}" if entry.telegram_chat_id else ""]
+    shown = ", ".join(esc(w) for w in where if w)
+    return f" ({shown})" if shown else ""
+
+
+def _liaison(engine: Engine, tx: Tx, incident_id: str) -> str | None:
+    """Who hears about silence and concerns: the community liaison, else the incident lead."""
+    holders = engine.holders(tx, incident_id)
+    return next((h for r in LIAISON_ROLES if (h := holders.get(r))), None)
 
 
 def _brief_backup(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageStep,
                   ack: AckRow, backup: Recipient, now: datetime) -> bool:
     """Send the backup the text already approved, in the nearest language it was sent in."""
-    texts = {r.delivery.lang: r.delivery.text for r in tx.outbox(incident.id)
-             if (r.delivery.step_id, r.delivery.number) == (step.id, ack.number)
-             and r.delivery.recipient_id.startswith("intermediary:")
+    texts = {r.delivery.lang: r.delivery.text
+             for r in tx.outbox(incident.id, step_id=step.id, number=ack.number)
+             if r.delivery.recipient_id.startswith("intermediary:")
              and not r.delivery.key.endswith(("/reminder", "/backup"))}
     if not texts:
         return False
@@ -215,8 +217,7 @@ def concern(engine: Engine, text: str, *, sender: str, name: str, via: str, now:
             return incident.id
         logged = tx.append(incident.id, "concern", now, step_id=step_id, actor=sender, data={
             "from": sender, "name": name, "text": text, "via": via, "ref": ref})
-        holders = engine.holders(tx, incident.id)
-        liaison = next((h for r in LIAISON_ROLES if (h := holders.get(r))), None)
+        liaison = _liaison(engine, tx, incident.id)
         if liaison:
             about = f" (in reply to <code>{esc(step_id)}</code>)" if step_id else ""
             engine.send(tx, notice(incident, engine.directory, liaison,

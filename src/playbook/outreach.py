@@ -19,7 +19,7 @@ from rich.table import Table
 from playbook import listening
 from playbook.cli import ConfigOption, _out, app
 from playbook.commands import ActorOption, _actor, _now, _parts, _send_now, status_sections
-from playbook.directory import Contact, Directory
+from playbook.directory import Directory
 from playbook.errors import BadInput
 from playbook.phrases import show_code
 from playbook.ports import IncidentRow, Tx
@@ -63,16 +63,13 @@ def concern(
 
 def _name(directory: Directory, sender: str) -> str:
     kind, _, ident = sender.partition(":")
-    people: dict[str, tuple[Contact, ...]] = {
-        "intermediary": directory.intermediaries, "staff": directory.staff,
-        "media": directory.media}
-    if kind in people:
-        for entry in people[kind]:
-            if entry.id == ident:
-                return str(entry.name)
+    if kind not in ("intermediary", "staff", "media"):
+        return sender  # "a caller from the north estate": said as they were described
+    entry = directory.contact(sender)
+    if entry is None:
         raise BadInput.one("--from", f"no {kind} `{ident}` in the directory",
                            "use an id from the directory, or describe who it was")
-    return sender
+    return entry.name
 
 
 def print_outreach(out: Console, tx: Tx, incident: IncidentRow, zone: tzinfo) -> None:

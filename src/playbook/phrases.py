@@ -9,9 +9,8 @@ placeholder in a right-to-left sentence is isolated so a code or a Latin name ke
 from __future__ import annotations
 
 from playbook.delivery import Delivery
-from playbook.language import expand
-
-LRI, FSI, PDI = "\u2066", "\u2068", "\u2069"
+from playbook.language import lookup_key
+from playbook.render import FSI, LRI, PDI, RLM, is_rtl
 
 PHRASES: dict[str, dict[str, str]] = {
     "ack_buttons": {
@@ -154,7 +153,6 @@ PHRASES: dict[str, dict[str, str]] = {
         "fa-AF": "این دکمه دیگر معتبر نیست.",
     },
 }
-RTL = frozenset({"ar", "fa", "fa-AF"})
 
 
 def phrase(key: str, locale: str, **values: str) -> str:
@@ -163,19 +161,17 @@ def phrase(key: str, locale: str, **values: str) -> str:
     In a right-to-left sentence each value is isolated left to right: a code or a phone
     number keeps its order, and a name in another script cannot pull the sentence around.
     """
-    table = PHRASES[key]
-    lang = next((key for tag in expand(locale) for key in (tag, tag.split("-")[0])
-                 if key in table), "en")
-    if lang in RTL:
+    lang = lookup_key(PHRASES[key], locale)
+    text = PHRASES[key][lang]
+    if is_rtl(lang):  # the direction of the text shown, which may be the English fallback
         values = {k: f"{LRI if _ltr(v) else FSI}{v}{PDI}" for k, v in values.items()}
-    return table[lang].format(**values)
+    return text.format(**values)
 
 
 def _ltr(value: str) -> bool:
     return all(not ("\u0590" <= ch <= "\u08ff") for ch in value)
 
 
-RLM = "\u200f"
 ACK_PREFIX = "ack:"
 """Callback data of a confirmation button: `ack:<code>:r` (received) or `ack:<code>:s` (shared)."""
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -196,11 +192,8 @@ def ack_request(locale: str, token: str, *, buttons: bool) -> str:
     """The line under a briefing asking for confirmation: buttons on Telegram, else a code."""
     text = (phrase("ack_buttons", locale) if buttons
             else phrase("ack_code", locale, code=show_code(token)))
-    return f"<i>{RLM if _rtl(locale) else ''}{text}</i>"
-
-
-def _rtl(locale: str) -> bool:
-    return any(tag in RTL or tag.split("-")[0] in RTL for tag in expand(locale))
+    rtl = is_rtl(lookup_key(PHRASES["ack_code"], locale))
+    return f"<i>{RLM if rtl else ''}{text}</i>"
 
 
 def with_ack_request(delivery: Delivery, *, buttons: bool) -> str:

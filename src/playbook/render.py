@@ -29,7 +29,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from playbook.errors import Problem
-from playbook.language import expand
+from playbook.language import expand, lookup
 
 TELEGRAM_LIMIT = 4096
 MAX_VALUE_CHARS = 20_000
@@ -117,11 +117,7 @@ class TemplateError(Exception):
 
 def exercise_banner(locale: str) -> str:
     """The exercise banner in a locale's language (its own variant first), else English."""
-    for tag in expand(locale):
-        for key in (tag, tag.split("-")[0]):
-            if key in EXERCISE_BANNER:
-                return EXERCISE_BANNER[key]
-    return EXERCISE_BANNER["en"]
+    return lookup(EXERCISE_BANNER, locale)
 
 
 def is_rtl(lang: str) -> bool:

@@ -450,8 +450,13 @@ class StoreTx:
             values["unknown_outcomes"] = outbox.c.unknown_outcomes + 1
         self.conn.execute(outbox.update().where(outbox.c.id == row_id).values(**values))
 
-    def outbox(self, incident_id: str) -> list[OutboxRow]:
+    def outbox(self, incident_id: str, *, step_id: str | None = None, number: int | None = None,
+               recipient_id: str | None = None) -> list[OutboxRow]:
         query = outbox.select().where(outbox.c.incident_id == incident_id).order_by(outbox.c.id)
+        for column, value in (("step_id", step_id), ("number", number),
+                              ("recipient_id", recipient_id)):
+            if value is not None:
+                query = query.where(outbox.c[column] == value)
         return [self._outbox_row(r) for r in self.conn.execute(query)]
 
     def cap_alerts(self, incident_id: str, exclude: str) -> list[tuple[str, str]]:

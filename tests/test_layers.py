@@ -11,16 +11,18 @@ SRC = ROOT / "src" / "playbook"
 
 LAYERS = {
     "core": {"errors", "duration", "model", "render", "checks", "plan", "delivery", "directory",
-             "events", "cap", "version", "catalog", "language", "audience", "phrases"},
+             "events", "cap", "version", "catalog", "language", "audience", "phrases", "i18n"},
     "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "fanout",
-                      "listening"},
+                      "listening", "buttons", "links", "desk", "wizard"},
     "edge": {"atomicfile", "yamlfile", "loader", "config", "directoryfile", "store",
              "migrations.__init__", "migrations.versions.__init__", "migrations.env",
-             "migrations.versions.0001_initial", "migrations.versions.0002_acks", "scheduler",
-             "fake_telegram", "service", "bot",
+             "migrations.versions.0001_initial", "migrations.versions.0002_acks",
+             "migrations.versions.0003_bot", "tables", "chatstore", "scheduler",
+             "fake_telegram", "fake_telegram_http", "service", "bot",
              "channels.__init__", "channels.console", "channels.telegram", "channels.email",
              "channels.webhook", "channels.cap"},
-    "cli": {"cli", "commands", "directorycli", "outreach", "plancli", "__main__", "__init__"},
+    "cli": {"cli", "commands", "directorycli", "outreach", "plancli", "i18ntool", "__main__",
+            "__init__"},
 }
 RANK = {"core": 0, "orchestration": 1, "edge": 2, "cli": 3}
 CORE_LIBRARIES = {"pydantic", "jinja2", "markupsafe", "babel"}
@@ -30,14 +32,17 @@ EDGE_LIBRARIES = {"atomicfile": set(), "yamlfile": {"ruamel"}, "loader": set(), 
                   "migrations.env": {"alembic", "sqlalchemy"},
                   "migrations.versions.0001_initial": {"alembic", "sqlalchemy"},
                   "migrations.versions.0002_acks": {"alembic", "sqlalchemy"},
-                  "scheduler": {"apscheduler"}, "fake_telegram": set(), "service": set(),
+                  "migrations.versions.0003_bot": {"alembic", "sqlalchemy"},
+                  "tables": {"sqlalchemy"}, "chatstore": {"sqlalchemy"},
+                  "scheduler": {"apscheduler"}, "fake_telegram": set(),
+                  "fake_telegram_http": set(), "service": set(),
                   "bot": {"telegram"},
                   "channels.__init__": set(), "channels.console": set(),
                   "channels.telegram": {"telegram"}, "channels.email": set(),
                   "channels.webhook": {"httpx"}, "channels.cap": set(),
                   "cli": {"typer", "rich"}, "commands": {"typer", "rich"},
                   "directorycli": {"typer", "rich"}, "outreach": {"typer", "rich"},
-                  "plancli": {"typer", "rich"},
+                  "plancli": {"typer", "rich"}, "i18ntool": set(),
                   "__main__": set(), "__init__": set()}
 
 

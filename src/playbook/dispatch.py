@@ -110,7 +110,8 @@ class Dispatcher:
     def __init__(self, store: Store, channels: Mapping[str, Channel], clock: Clock, *,
                  worker: str = "dispatcher", settings: DispatchSettings | None = None,
                  pacer: Pacer | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 on_gone: Callable[[Tx, Delivery, str, datetime], None] | None = None) -> None:
         self.store = store
         self.channels = channels
         self.clock = clock
@@ -120,6 +121,8 @@ class Dispatcher:
         self.sleep = sleep  # real time: pacing is about the provider's clock, not the scenario's
         self.stats = DispatchStats()
         self.wake = asyncio.Event()
+        self.on_gone = on_gone
+        """Told (inside the recording transaction) when a recipient's chat refuses us for good."""
 
     async def run_once(self) -> int:
         """Claim one batch, send it, record it; returns how many rows were claimed."""
@@ -216,6 +219,8 @@ class Dispatcher:
         if error.gone:
             tx.append(d.incident_id, "channel_inactive", now, step_id=d.step_id, data={
                 "recipient": d.recipient_id, "channel": d.channel, "reason": error.reason})
+            if self.on_gone is not None:
+                self.on_gone(tx, d, error.reason, now)
         self.stats.dead += 1
 
     def _backoff(self, attempts: int) -> float:

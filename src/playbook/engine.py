@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from playbook import listening
+from playbook import buttons, listening
 from playbook.audience import available, choice_for, select, variants
 from playbook.checks import message_context
+from playbook.delivery import Delivery
 from playbook.directory import Directory, assign_roles
 from playbook.errors import BadInput, Problem
 from playbook.events import fingerprint
@@ -51,6 +52,8 @@ class Engine:
                  settings: EngineSettings | None = None,
                  on_enqueue: Callable[[], None] | None = None) -> None:
         self.store = store
+        self.files = directory
+        """The directory as its files say; `directory` adds what the bot learnt (`links`)."""
         self.directory = directory
         self.settings = settings or EngineSettings()
         self.on_enqueue = on_enqueue or (lambda: None)
@@ -269,9 +272,10 @@ class Engine:
         tx.append(incident.id, "approval_requested", now, step_id=step.id, data={
             "number": number, "roles": list(step.approval), "notified": approvers})
         for person in approvers:
-            self.send(tx, notice(incident, self.directory, person, _approval_text(
-                incident, step, texts), f"{incident.id}/{step.id}/{number}/r{revision}/approve",
-                now, step.id), now)
+            self.send(tx, self._review(tx, notice(
+                incident, self.directory, person, _approval_text(incident, step, texts),
+                f"{incident.id}/{step.id}/{number}/r{revision}/approve", now, step.id),
+                step.id, number, now), now)
 
     def _escalate_approvals(self, tx: Tx, now: datetime) -> None:
         seen: set[tuple[str, str, int]] = set()
@@ -291,9 +295,11 @@ class Engine:
             texts = {d.lang: d.text for d in tx.drafts(incident.id, "pending")
                      if (d.step_id, d.number) == (step.id, draft.number)}
             for person in backups:
-                self.send(tx, notice(incident, self.directory, person, _approval_text(
-                    incident, step, texts, late=True), f"{incident.id}/{step.id}/"
-                    f"{draft.number}/r{draft.revision}/escalated", now, step.id), now)
+                self.send(tx, self._review(tx, notice(
+                    incident, self.directory, person, _approval_text(
+                        incident, step, texts, late=True),
+                    f"{incident.id}/{step.id}/{draft.number}/r{draft.revision}/escalated",
+                    now, step.id), step.id, draft.number, now), now)
 
     # events
 
@@ -352,6 +358,15 @@ class Engine:
         if added:
             self.on_enqueue()
         return added
+
+    @staticmethod
+    def _review(tx: Tx, deliveries: Sequence[Delivery], step_id: str, number: int,
+                now: datetime) -> list[Delivery]:
+        """Approval requests on Telegram get a button that opens the drafts in the bot."""
+        return [buttons.attach(d, [[("Review the drafts", buttons.make(
+            tx, d.recipient_id, "review", {"incident": d.incident_id, "step": step_id,
+                                           "number": number}, now))]])
+                if d.channel == "telegram" else d for d in deliveries]
 
     @staticmethod
     def holders(tx: Tx, incident_id: str) -> dict[str, str | None]:

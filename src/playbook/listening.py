@@ -96,7 +96,7 @@ def _escalate(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageStep, 
     sent_backup = False
     if backup is not None and backup.id not in asked:
         sent_backup = _brief_backup(engine, tx, incident, step, ack, backup, now)
-    liaison = _liaison(engine, tx, incident.id)
+    told = liaison(engine, tx, incident.id)
     contact = _contact(engine, ack.recipient_id)
     lines = [f"<b>No confirmation</b> — incident {incident.id}, briefing <code>{step.id}</code>",
              f"{esc(ack.recipient_name)}{contact} has not confirmed it, nor the reminder."]
@@ -108,14 +108,14 @@ def _escalate(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageStep, 
     else:
         lines.append("They have no backup contact in the directory.")
     lines.append("Please reach them another way, and log it.")
-    if liaison:
-        engine.send(tx, notice(incident, engine.directory, liaison, "\n".join(lines),
+    if told:
+        engine.send(tx, notice(incident, engine.directory, told, "\n".join(lines),
                                f"{incident.id}/{step.id}/{ack.number}/{ack.recipient_id}/silent",
                                now, step.id), now)
     tx.append(incident.id, "ack_overdue", now, step_id=step.id, data={
         "number": ack.number, "recipient": ack.recipient_id, "name": ack.recipient_name,
         "backup": backup.id if sent_backup and backup else None,
-        "notified": [liaison] if liaison else []})
+        "notified": [told] if told else []})
 
 
 def _backup(engine: Engine, recipient_id: str) -> Recipient | None:
@@ -137,7 +137,7 @@ def _contact(engine: Engine, recipient_id: str) -> str:
     return f" ({shown})" if shown else ""
 
 
-def _liaison(engine: Engine, tx: Tx, incident_id: str) -> str | None:
+def liaison(engine: Engine, tx: Tx, incident_id: str) -> str | None:
     """Who hears about silence and concerns: the community liaison, else the incident lead."""
     holders = engine.holders(tx, incident_id)
     return next((h for r in LIAISON_ROLES if (h := holders.get(r))), None)
@@ -217,10 +217,10 @@ def concern(engine: Engine, text: str, *, sender: str, name: str, via: str, now:
             return incident.id
         logged = tx.append(incident.id, "concern", now, step_id=step_id, actor=sender, data={
             "from": sender, "name": name, "text": text, "via": via, "ref": ref})
-        liaison = _liaison(engine, tx, incident.id)
-        if liaison:
+        told = liaison(engine, tx, incident.id)
+        if told:
             about = f" (in reply to <code>{esc(step_id)}</code>)" if step_id else ""
-            engine.send(tx, notice(incident, engine.directory, liaison,
+            engine.send(tx, notice(incident, engine.directory, told,
                                    f"<b>Concern</b> — incident {incident.id}{about}\n"
                                    f"From {esc(name)} via {via}:\n<blockquote>{esc(text)}"
                                    "</blockquote>\nAnswer them, and log what you did.",

@@ -153,7 +153,7 @@ def bind_parameters(playbook: Playbook, raw: Mapping[str, str], source: str,
                                         f"add --param {name}={parameter.example}"))
             continue
         try:
-            values[name] = _convert(parameter, raw[name], timezone)
+            values[name] = convert_value(parameter, raw[name], timezone)
         except ValueError as exc:
             problems.append(Problem(source, None, None, name, str(exc),
                                     f"for example --param {name}={parameter.example}"))
@@ -162,7 +162,7 @@ def bind_parameters(playbook: Playbook, raw: Mapping[str, str], source: str,
     return values
 
 
-def _convert(parameter: Parameter, text: str, timezone: Any) -> Any:
+def convert_value(parameter: Parameter, text: str, timezone: Any) -> Any:
     text = text.strip()
     if not text:
         raise ValueError("empty value")

@@ -139,6 +139,47 @@ class AckRow:
         return self.acked_at is None and self.stage >= 2
 
 
+@dataclass(frozen=True)
+class InviteRow:
+    """A single-use code that links one intermediary's Telegram chat to their directory entry."""
+
+    code: str
+    person_id: str
+    """`intermediary:<id>`."""
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    chat_id: str = ""
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    """What the bot learnt about a person's Telegram: their chat, chosen language, if it works."""
+
+    person_id: str
+    chat_id: str
+    language: str
+    active: bool
+    updated_at: datetime
+    note: str = ""
+    """Why it is inactive (the person blocked the bot), for the liaison and status."""
+
+
+@dataclass(frozen=True)
+class ButtonRow:
+    """What one inline button does, kept on the server: the button carries only `token`."""
+
+    token: str
+    owner: str
+    """The directory id (`staff:anna`) allowed to press it; anyone else changes nothing."""
+    action: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
 class Tx(Protocol):
     """One database transaction; everything in it commits together or not at all."""
 
@@ -187,6 +228,16 @@ class Tx(Protocol):
     def replied_to(self, channel: str, address: str, receipt: str) -> Delivery | None: ...
     def recipient_incidents(self, recipient_id: str) -> list[str]: ...
     def next_wake(self) -> datetime | None: ...
+    # the Telegram bot's records
+    def add_invite(self, invite: InviteRow) -> None: ...
+    def invite(self, code: str) -> InviteRow | None: ...
+    def use_invite(self, code: str, chat_id: str, at: datetime) -> bool: ...
+    def set_link(self, link: LinkRow) -> None: ...
+    def links(self) -> list[LinkRow]: ...
+    def add_buttons(self, buttons: Iterable[ButtonRow]) -> None: ...
+    def button(self, token: str) -> ButtonRow | None: ...
+    def use_button(self, token: str, at: datetime) -> bool: ...
+    def first_sight(self, update_id: int, at: datetime) -> bool: ...
 
 
 class Store(Protocol):

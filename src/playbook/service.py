@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
+from playbook import links
 from playbook.bot import TelegramBot
 from playbook.channels.cap import CapChannel
 from playbook.channels.console import ConsoleChannel, FileChannel
@@ -26,13 +27,14 @@ from playbook.channels.telegram import TelegramChannel
 from playbook.channels.webhook import WebhookChannel
 from playbook.clock import Clock, SystemClock
 from playbook.config import Settings
-from playbook.delivery import Channel
+from playbook.delivery import Channel, Delivery
 from playbook.directory import Directory
 from playbook.directoryfile import load_directory
 from playbook.dispatch import Dispatcher, DispatchSettings
 from playbook.duration import parse_duration
 from playbook.engine import Engine, EngineSettings
 from playbook.migrations import migrate
+from playbook.ports import Tx
 from playbook.scheduler import Scheduler
 from playbook.store import SqlStore, redact
 
@@ -54,9 +56,16 @@ class Parts:
                                 worker=worker or f"{socket.gethostname()}:{os.getpid()}",
                                 settings=DispatchSettings(
                                     max_attempts=self.settings.engine.max_attempts,
-                                    lease=parse_duration(self.settings.engine.lease)))
+                                    lease=parse_duration(self.settings.engine.lease)),
+                                on_gone=self._gone)
         self.engine.on_enqueue = dispatcher.wake.set
         return dispatcher
+
+
+    def _gone(self, tx: Tx, delivery: Delivery, reason: str, now: datetime) -> None:
+        if delivery.channel == "telegram":
+            links.gone(self.engine, tx, delivery.recipient_id, delivery.address,
+                       delivery.incident_id, reason, now)
 
 
 def quiet_transport_logs() -> None:
@@ -77,6 +86,8 @@ def build(settings: Settings, *, out: TextIO | None = None,
         approval_timeout=parse_duration(settings.engine.approval_timeout),
         late_after=parse_duration(settings.engine.late_after),
         cap_sender=settings.output.cap_sender))
+    with store.begin() as tx:
+        links.relink(engine, tx.links())
     channels, notes = build_channels(settings, out)
     return Parts(settings, store, directory, engine, channels, notes)
 

@@ -9,6 +9,7 @@ message, repr or exception chain this module produces.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -183,11 +184,17 @@ _END = re.compile(r"</([A-Za-z][\w-]*)\s*>")
 
 
 def _buttons(delivery: Delivery) -> InlineKeyboardMarkup | None:
-    """Received / Shared buttons under a briefing that asks for confirmation.
+    """The buttons under a message: the engine's own, or Received / Shared under a briefing.
+
+    `meta["buttons"]` holds (label, `b:<token>`) rows whose meaning stays on the server.
 
     The callback data carries only the server-side code (`ack:<code>:r`, 15 bytes): a forged or
     stale code matches no briefing and changes nothing.
     """
+    if "buttons" in delivery.meta:
+        rows = json.loads(delivery.meta["buttons"])
+        return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)
+                                      for label, data in row] for row in rows])
     token = delivery.meta.get("ack_token")
     if not token:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from playbook.store import metadata
+from playbook.tables import metadata
 
 
 def run() -> None:

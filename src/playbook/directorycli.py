@@ -1,4 +1,4 @@
-"""`playbook directory import/export`: the trusted intermediaries to and from a spreadsheet.
+"""`playbook directory import/export/invite`: intermediaries to and from a sheet, and the bot.
 
 A city's community team keeps its intermediaries in Excel; these commands bring that sheet into
 the configured directory file (checked whole, merged by id, written all or nothing) and give it
@@ -7,7 +7,10 @@ back out. Registered on the main app by `cli.py`, so it must not import `cli.py`
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from playbook import links
 from playbook.atomicfile import replace_file
 from playbook.config import DEFAULT_PATH, Settings, load_settings
 from playbook.directory import Intermediary
@@ -25,7 +29,9 @@ from playbook.directoryfile import (
     load_directory,
     plan_import,
 )
+from playbook.duration import parse_duration
 from playbook.errors import BadInput
+from playbook.service import build
 from playbook.yamlfile import MAX_BYTES
 
 app = typer.Typer(help="The people the city can reach: import and export intermediaries.",
@@ -132,3 +138,35 @@ def export_command(
         raise BadInput.one(str(output), "its folder does not exist", "create it first")
     replace_file(output, text.encode("utf-8"))
     _out().print(f"wrote {len(people)} intermediaries to {escape(str(output))}")
+
+
+@app.command("invite")
+def invite_command(
+    person: Annotated[str, typer.Argument(help="The intermediary's id in the directory.")],
+    valid: Annotated[str | None, typer.Option(
+        "--valid", help="How long the code works, e.g. 48h (default: [telegram] "
+        "invite_valid, 7d).")] = None,
+    actor: Annotated[str | None, typer.Option(
+        "--as", help="Your staff id (default: $PLAYBOOK_USER).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """A single-use code with which an intermediary joins the Telegram bot."""
+    settings = load_settings(config)
+    try:
+        ttl = parse_duration(valid or settings.telegram.invite_valid)
+    except ValueError as exc:
+        raise BadInput.one("--valid", str(exc), "write a duration such as 48h or 7d") from None
+    parts = build(settings)
+    by = actor or os.environ.get("PLAYBOOK_USER") or f"cli:{getpass.getuser()}"
+    row = links.invite(parts.engine, person, by=by, now=datetime.now(UTC), ttl=ttl)
+    parts.store.dispose()
+    entry = parts.engine.files.contact(row.person_id)
+    name = entry.name if entry else person
+    until = row.expires_at.astimezone(settings.zone)
+    out = _out()
+    out.print(f"Invite for [bold]{escape(name)}[/] ({escape(person)}): "
+              f"[bold]{links.shown(row)}[/]")
+    out.print(f"Works once, until {until:%Y-%m-%d %H:%M} ({settings.city.timezone}).")
+    out.print(f"They open the city's bot in Telegram and send: /start {row.code}")
+    out.print("[dim]Give it to them in person or by phone; whoever sends it first becomes "
+              "this intermediary to the bot.[/]")

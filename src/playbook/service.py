@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -19,7 +20,7 @@ from datetime import datetime
 from typing import TextIO
 
 from playbook import links
-from playbook.bot import TelegramBot
+from playbook.bot import TelegramBot, Webhook
 from playbook.channels.cap import CapChannel
 from playbook.channels.console import ConsoleChannel, FileChannel
 from playbook.channels.email import EmailChannel
@@ -28,13 +29,18 @@ from playbook.channels.webhook import WebhookChannel
 from playbook.clock import Clock, SystemClock
 from playbook.config import Settings
 from playbook.delivery import Channel, Delivery
+from playbook.desk import Desk, Library
 from playbook.directory import Directory
 from playbook.directoryfile import load_directory
 from playbook.dispatch import Dispatcher, DispatchSettings
 from playbook.duration import parse_duration
 from playbook.engine import Engine, EngineSettings
+from playbook.errors import BadInput
+from playbook.loader import load_checked
 from playbook.migrations import migrate
+from playbook.model import Playbook
 from playbook.ports import Tx
+from playbook.render import TemplateLibrary
 from playbook.scheduler import Scheduler
 from playbook.store import SqlStore, redact
 
@@ -66,6 +72,36 @@ class Parts:
         if delivery.channel == "telegram":
             links.gone(self.engine, tx, delivery.recipient_id, delivery.address,
                        delivery.incident_id, reason, now)
+
+
+def load_library(settings: Settings) -> tuple[Library, list[str]]:
+    """Every valid playbook in the protocols folder by id; the broken ones' problems."""
+    folder = settings.base_dir / settings.paths.protocols
+    library: dict[str, tuple[Playbook, TemplateLibrary]] = {}
+    problems: list[str] = []
+    files = sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]) if folder.is_dir() else []
+    for path in files:
+        try:
+            checked = load_checked(path, city=settings.city_values(), timezone=settings.zone,
+                                   templates_root=settings.templates_root())
+        except BadInput as exc:
+            problems.append(str(exc.problems[0]))
+            continue
+        library.setdefault(checked.playbook.id, (checked.playbook, checked.templates))
+    return library, problems
+
+
+def webhook(settings: Settings) -> Webhook | None:
+    """Webhook mode's settings, or None for long polling; the secret must be set."""
+    telegram = settings.telegram
+    if telegram.mode != "webhook":
+        return None
+    secret = os.environ.get(telegram.secret_env, "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
+        raise BadInput.one("[telegram] secret_env", f"${telegram.secret_env} must hold the "
+                           "webhook secret: 16 to 256 letters, digits, _ or -",
+                           f"export {telegram.secret_env}=$(openssl rand -hex 32)")
+    return Webhook(telegram.webhook_url, secret, telegram.listen, telegram.port, telegram.path)
 
 
 def quiet_transport_logs() -> None:
@@ -145,13 +181,20 @@ class Service:
         return engine.next_wake()
 
     def _bot(self) -> TelegramBot | None:
-        """The inbound side of Telegram, when a token is configured."""
+        """The Telegram bot, when a token is configured."""
         settings = self.parts.settings
         token = settings.telegram_token()
         if not token:
             return None
+        library, problems = load_library(settings)
+        for problem in problems:
+            self.log(f"telegram: playbook left out of /activate: {problem}")
+        desk = Desk(self.parts.engine, library, city=settings.city_values(),
+                    timezone=settings.city.timezone, now=self.clock.now)
+        languages = sorted({lang for pb, _ in library.values() for lang in pb.languages})
         return TelegramBot(self.parts.engine, token, self.clock, hotline=settings.city.hotline,
-                           base_url=settings.telegram.base_url or None)
+                           desk=desk, base_url=settings.telegram.base_url or None,
+                           webhook=webhook(settings), languages=languages)
 
     async def run(self) -> None:
         """Run until SIGINT or SIGTERM (or `stop` is set); finish and record what is in flight."""
@@ -163,13 +206,14 @@ class Service:
             self.log(note)
         self.log(f"playbook run: database {redact(self.parts.store.url)}, "
                  f"channels {', '.join(sorted(self.parts.channels))}")
+        bot = self._bot()  # before anything starts: a bad webhook secret stops us cleanly
         await self.scheduler.start()
         sending = asyncio.create_task(self.dispatcher.run(self.stop))
-        bot = self._bot()
         try:
             if bot is not None:
                 await bot.start()
-                self.log("telegram: listening for confirmations and concerns")
+                how = (f"webhook {bot.webhook.url}" if bot.webhook else "long polling")
+                self.log(f"telegram: the bot is answering ({how})")
             await self.stop.wait()
         finally:
             if bot is not None:

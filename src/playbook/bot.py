@@ -120,6 +120,7 @@ class TelegramBot:
 
     async def start(self) -> None:
         """Connect (getMe) and start receiving updates: polling, or the webhook."""
+        hide_token(self.app.bot.token)
         await self.app.initialize()
         await self.app.start()
         assert self.app.updater is not None
@@ -408,6 +409,33 @@ class TelegramBot:
     async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         # Log the kind only: PTB's errors can carry request URLs, and those carry the token.
         log.warning("telegram bot: %s while handling an update", type(context.error).__name__)
+
+
+class _Redact(logging.Filter):
+    """Replaces the token in a record that would show it."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.token in text:
+            record.msg, record.args = text.replace(self.token, "[token]"), None
+        return True
+
+
+def hide_token(token: str) -> None:
+    """Keep the token out of the logs: transport logs stay at WARNING, and are redacted.
+
+    httpx logs each request's URL, and Telegram's URLs carry the token.
+    """
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+        if not any(isinstance(f, _Redact) and f.token == token for f in logger.filters):
+            logger.addFilter(_Redact(token))
 
 
 async def _retry(send: Callable[[], Awaitable[object]], tries: int = 3) -> None:

@@ -20,6 +20,7 @@ from playbook import links
 from playbook.bot import TelegramBot
 from playbook.channels.telegram import TelegramChannel
 from playbook.desk import Desk
+from playbook.directory import Contact, Directory
 from playbook.events import Event
 from playbook.fake_telegram import FakeBotApi, Sent
 from playbook.i18n import translator
@@ -73,8 +74,9 @@ class Room:
         message, data = self.button(chat_id, label)
         before, answered = len(self.chat(chat_id)), len(self.api.answers)
         self.api.push_callback_query(chat_id, data, message_id=message.message_id)
-        assert self.until(lambda: len(self.api.answers) > answered)
-        if expect:
+        if not expect:
+            assert self.until(lambda: len(self.api.answers) > answered)
+        else:
             assert self.until(lambda: any(expect in m.text
                                           for m in self.chat(chat_id)[before:])), (
                 f"no answer containing {expect!r}: "
@@ -120,6 +122,12 @@ def room(store: SqlStore, tmp_path: Path) -> Iterator[Room]:
             loop.run_until_complete(bot.stop())
             loop.run_until_complete(telegram.aclose())
             loop.close()
+
+
+def _contact(directory: Directory, recipient_id: str) -> Contact:
+    found = directory.contact(recipient_id)
+    assert found is not None
+    return found
 
 
 def _activate(room: Room, mode: str = "ACTUAL") -> str:
@@ -331,15 +339,15 @@ def test_an_intermediary_joins_with_an_invite_and_chooses_a_language(room: Room)
     invite = links.invite(engine, "olena-k", by="yusuf", now=room.drive.clock.now())
     room.api.add_chat(7002)
     room.say(7002, f"/start {invite.code.lower()}", "Welcome")
-    assert engine.directory.contact("intermediary:olena-k").telegram_chat_id == "7002"
+    assert _contact(engine.directory, "intermediary:olena-k").telegram_chat_id == "7002"
     room.tap(7002, "Français", "From now on")
-    assert engine.directory.contact("intermediary:olena-k").languages[0] == "fr"
+    assert _contact(engine.directory, "intermediary:olena-k").languages[0] == "fr"
     room.say(7001, f"/start {invite.code}", "unknown, used or expired")  # used once only
     expired = links.invite(engine, "taras-b", by="yusuf", now=room.drive.clock.now(),
                            ttl=timedelta(hours=1))
     room.drive.clock.set(room.drive.clock.now() + timedelta(hours=2))
     room.say(7001, f"/start {expired.code}", "unknown, used or expired")
-    assert engine.directory.contact("intermediary:taras-b").telegram_chat_id != "7001"
+    assert _contact(engine.directory, "intermediary:taras-b").telegram_chat_id != "7001"
 
 
 def test_a_blocked_chat_turns_inactive_and_the_liaison_is_told(room: Room) -> None:
@@ -359,13 +367,13 @@ def test_a_blocked_chat_turns_inactive_and_the_liaison_is_told(room: Room) -> No
     [inactive] = [e for e in room.events("channel_inactive")
                   if e.data["recipient"] == "intermediary:imam-karim"]
     assert "blocked" in inactive.data["reason"]
-    assert drive.engine.directory.contact("intermediary:imam-karim").telegram_chat_id is None
+    assert _contact(drive.engine.directory, "intermediary:imam-karim").telegram_chat_id is None
     drive.send()
     assert any("Telegram no longer reaches Karim" in m.text for m in room.chat(YUSUF))
     with drive.store.begin() as tx:
         rows = tx.links()
     fresh = links.overlay(drive.engine.files, rows)  # what a restarted service would see
-    assert fresh.contact("intermediary:imam-karim").telegram_chat_id is None  # type: ignore[union-attr]
+    assert _contact(fresh, "intermediary:imam-karim").telegram_chat_id is None
 
 
 def test_the_bot_answers_in_the_users_language(room: Room) -> None:
@@ -374,3 +382,44 @@ def test_the_bot_answers_in_the_users_language(room: Room) -> None:
     answer = room.say(424242, "/status", "/concern", language_code="uk")
     assert answer[-1].text.startswith(uk.gettext("This bot serves")[:20])
     assert PHRASES["concern_empty"]["uk"] != ""
+
+
+def test_every_staff_command_answers(room: Room) -> None:
+    """/start /help /playbooks /status /escalate /cancel and unknown commands all answer."""
+    room.say(ANNA, "/start", "/activate")
+    room.say(ANNA, "/help", "/approvals")
+    room.say(ANNA, "/status", "No incident is open")
+    room.say(ANNA, "/playbooks", "hate-incident")
+    incident_id = _activate(room)
+    room.say(ANNA, "/status", "Waiting for approval")
+    room.say(ANNA, "/escalate", "Escalate")
+    room.tap(ANNA, "Escalate", "escalated")
+    [escalated] = room.events("escalated")
+    assert escalated.actor == "anna"
+    room.say(ANNA, "/standdown", "Stand down")
+    room.tap(ANNA, "Cancel", "nothing changed")
+    assert not room.events("stood_down")
+    room.say(ANNA, "/whatever", "I do not know this command")
+    room.say(ANNA, "just some text", "/log")
+    room.say(ANNA, "/language", "staff directory")
+    room.say(KARIM, "/start", "You are connected")
+    room.say(KARIM, "/language", "In which language")
+    room.say(KARIM, "/status", "cannot take requests")
+    room.say(ANNA, f"/report {incident_id}", "escalated by anna")
+
+
+def test_the_bot_rides_out_faults(room: Room) -> None:
+    """500s, dropped connections and 429s on polling and answers lose no command."""
+    room.api.fail_next("500", method="getUpdates")
+    room.api.fail_next("drop", method="getUpdates")
+    room.say(ANNA, "/status", "No incident is open", )
+    room.api.fail_next("500", method="sendMessage")
+    room.say(ANNA, "/playbooks", "hate-incident")
+    room.api.fail_next("429", method="sendMessage")
+    room.say(ANNA, "/status", "No incident is open")
+    room.api.fail_next("500", method="answerCallbackQuery")
+    _activate(room)
+    assert room.api.stats.faults["500"] >= 2
+    assert room.api.stats.faults["429"] == 1
+    statuses = [m for m in room.chat(ANNA) if "No incident is open" in m.text]
+    assert len(statuses) == 2  # each answered once

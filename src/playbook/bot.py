@@ -20,9 +20,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    User,
+)
 from telegram.constants import ParseMode
-from telegram.error import RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -182,7 +189,7 @@ class TelegramBot:
                 answer = phrase("thanks_relayed" if relayed else "thanks_ack", who.locale)
             except BadInput:
                 pass  # a forged, stale or someone else's button: nothing changes
-        await query.answer(answer)
+        await _answer(query, answer)
 
     async def _button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -194,9 +201,9 @@ class TelegramBot:
             row = buttons.press(tx, query.data or "", who.id, self.clock.now(),
                                 once=ONCE | {"lang"})
         if row is None:
-            await query.answer(t.gettext("This button no longer works."))
+            await _answer(query, t.gettext("This button no longer works."))
             return
-        await query.answer()
+        await _answer(query)
         if row.action == "lang" and who.intermediary and query.message:
             lang = str(row.payload.get("lang", ""))
             links.choose_language(self.engine, who.id, str(query.message.chat.id), lang,
@@ -217,8 +224,8 @@ class TelegramBot:
                             context: ContextTypes.DEFAULT_TYPE) -> None:
         if update.callback_query is not None:
             who = self._who(update)
-            await update.callback_query.answer(
-                translator(who.locale).gettext("This button no longer works."))
+            await _answer(update.callback_query,
+                          translator(who.locale).gettext("This button no longer works."))
 
     # commands
 
@@ -438,8 +445,12 @@ def hide_token(token: str) -> None:
             logger.addFilter(_Redact(token))
 
 
-async def _retry(send: Callable[[], Awaitable[object]], tries: int = 3) -> None:
-    """Send, waiting out Telegram's flood control (1 message/s a chat) a few times."""
+async def _retry(send: Callable[[], Awaitable[object]], tries: int = 4) -> None:
+    """Send an answer, waiting out flood control (1 message/s a chat) and brief outages.
+
+    A timed-out answer is not repeated: Telegram may have delivered it, and an answer twice is
+    worse than a user asking again.
+    """
     for attempt in range(tries):
         try:
             await send()
@@ -450,6 +461,20 @@ async def _retry(send: Callable[[], Awaitable[object]], tries: int = 3) -> None:
             wait = exc.retry_after
             await asyncio.sleep(wait.total_seconds() if isinstance(wait, timedelta)
                                 else float(wait))
+        except (TimedOut, BadRequest):
+            raise  # may have arrived, or never will
+        except NetworkError:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.2 * 2 ** attempt)
+
+
+async def _answer(query: CallbackQuery, text: str | None = None) -> None:
+    """Stop the button's spinner; if Telegram fails to hear it, the tap still counts."""
+    try:
+        await _retry(partial(query.answer, text))
+    except TelegramError as exc:
+        log.warning("telegram bot: %s answering a button", type(exc).__name__)
 
 
 async def _say(message: Message, text: str) -> None:

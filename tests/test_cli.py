@@ -119,6 +119,12 @@ def test_every_playbook_points_editors_at_the_schema() -> None:
     ("[city]\ntimezone = \"Mars/Olympus\"\n",
      "playbook.toml:2:1: city.timezone: unknown time zone 'Mars/Olympus' — use an IANA name"),
     ("[city]\nname = 3\n", "playbook.toml:2:1: city.name: input should be a valid string"),
+    ("[telegram]\nmode = \"webhook\"\n",
+     "playbook.toml:2:1: telegram.mode: webhook mode needs webhook_url"),
+    ("[telegram]\nmode = \"push\"\n",
+     "playbook.toml:2:1: telegram.mode: input should be 'polling' or 'webhook'"),
+    ("[telegram]\nwebhook_url = \"http://bot.example\"\n",
+     "playbook.toml:2:1: telegram.webhook_url: string should match pattern"),
 ])
 def test_bad_config_is_located(cli: Cli, tmp_path: Path, toml: str, error: str) -> None:
     """A broken config file gets file:line:col errors and exit 2."""
@@ -178,3 +184,18 @@ def test_preview_bad_input(cli: Cli, args: list[str], error: str) -> None:
     result = cli(*args)
     assert result.code == 2
     assert result.err.startswith(error)
+
+
+def test_webhook_mode_without_its_secret_stops_run_cleanly(cli: Cli, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             ) -> None:
+    """`playbook run` in webhook mode with no secret set exits 2 before starting anything."""
+    config = tmp_path / "playbook.toml"
+    config.write_text('[database]\nurl = "sqlite:///run.db"\n[telegram]\ntoken = "1:T"\n'
+                      'mode = "webhook"\nwebhook_url = "https://bot.example/telegram"\n')
+    monkeypatch.delenv("PLAYBOOK_TELEGRAM_SECRET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = cli("run", "--config", str(config))
+    assert result.code == 2
+    assert "PLAYBOOK_TELEGRAM_SECRET must hold the webhook secret" in result.err
+    assert "Traceback" not in result.err

@@ -21,7 +21,8 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from playbook.duration import parse_duration
@@ -113,20 +114,21 @@ class TelegramSettings(_Section):
     token: StrictStr = ""
     token_env: StrictStr = "PLAYBOOK_TELEGRAM_TOKEN"
     base_url: StrictStr = Field(default="", description="A self-hosted Bot API server, if any.")
-    mode: Literal["polling", "webhook"] = "polling"
     webhook_url: StrictStr = Field(default="", pattern=r"^(https://\S+)?$")
+    mode: Literal["polling", "webhook"] = "polling"
     listen: StrictStr = "127.0.0.1"
     port: Annotated[StrictInt, Field(ge=1, le=65535)] = 8443
     path: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "telegram"
     secret_env: StrictStr = "PLAYBOOK_TELEGRAM_SECRET"
     invite_valid: DurationText = "7d"
 
-    @model_validator(mode="after")
-    def _webhook_needs_url(self) -> TelegramSettings:
-        if self.mode == "webhook" and not self.webhook_url:
-            raise ValueError("mode = \"webhook\" needs webhook_url — the public https address "
+    @field_validator("mode")
+    @classmethod
+    def _webhook_needs_url(cls, mode: str, info: ValidationInfo) -> str:
+        if mode == "webhook" and info.data.get("webhook_url") == "":
+            raise ValueError("webhook mode needs webhook_url — the public https address "
                              "Telegram posts to (your reverse proxy)")
-        return self
+        return mode
 
 
 class EmailSettings(_Section):

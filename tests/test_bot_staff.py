@@ -17,7 +17,7 @@ import pytest
 
 from drive import SETTINGS, START, Drive, checked
 from playbook import links
-from playbook.bot import TelegramBot
+from playbook.bot import REFUSAL, TelegramBot
 from playbook.channels.telegram import TelegramChannel
 from playbook.desk import Desk
 from playbook.directory import Contact, Directory
@@ -287,8 +287,9 @@ def test_a_stranger_gets_a_polite_refusal_and_changes_nothing(room: Room) -> Non
         answer = room.say(424242, command, "/concern", language_code="fr")
         assert "/concern" in answer[-1].text
     assert room.changes() == before
-    french = translator("fr").gettext("I cannot take requests from this chat")
-    assert any("Je ne peux pas" in m.text or french in m.text for m in room.chat(424242))
+    french = translator("fr").gettext(REFUSAL) % {"hotline": "+43 1 555 0100"}
+    assert french != REFUSAL % {"hotline": "+43 1 555 0100"}
+    assert all(m.text == french for m in room.chat(424242))
 
 
 def test_a_forged_or_borrowed_button_does_nothing(room: Room) -> None:
@@ -378,10 +379,15 @@ def test_a_blocked_chat_turns_inactive_and_the_liaison_is_told(room: Room) -> No
 
 def test_the_bot_answers_in_the_users_language(room: Room) -> None:
     """Staff who read Arabic first, and strangers writing in Ukrainian, get their catalogs."""
-    uk = translator("uk")
     answer = room.say(424242, "/status", "/concern", language_code="uk")
-    assert answer[-1].text.startswith(uk.gettext("This bot serves")[:20])
-    assert PHRASES["concern_empty"]["uk"] != ""
+    assert answer[-1].text == translator("uk").gettext(REFUSAL) % {"hotline": "+43 1 555 0100"}
+    room.say(424242, "/concern", "/concern", language_code="uk")
+    assert room.chat(424242)[-1].text == PHRASES["concern_empty"]["uk"].format(
+        command="/concern")
+    leila = room.say(5004, "/start", "/activate")  # Leila reads Persian first
+    assert leila[0].text.startswith(translator("fa").gettext(
+        "Hello %(name)s. You are on %(city)s's crisis comms roster.")[:6])
+    assert "Hello" not in leila[0].text
 
 
 def test_every_staff_command_answers(room: Room) -> None:

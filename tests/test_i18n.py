@@ -357,3 +357,15 @@ def test_an_installed_package_ships_every_catalog_file() -> None:
     files = [p.relative_to(package).as_posix() for p in LOCALE_DIR.rglob("*") if p.is_file()]
     assert files
     assert [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)] == []
+
+
+def test_commands_keep_their_direction_in_right_to_left_answers() -> None:
+    """In Arabic and Persian every /command is an isolated left-to-right run; not in French."""
+    from playbook.render import LRI, PDI
+
+    message = "I do not know this command. /help lists what I can do."
+    for lang in ("ar", "fa"):
+        text = translator(lang).gettext(message)
+        assert f"{LRI}/help{PDI}" in text
+        assert text.count("/help") == 1
+    assert "\u2066" not in translator("fr").gettext(message)

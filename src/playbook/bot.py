@@ -50,7 +50,7 @@ from playbook.directory import Staff
 from playbook.engine import Engine
 from playbook.errors import BadInput
 from playbook.fanout import esc
-from playbook.i18n import Translator, autonym, translator
+from playbook.i18n import N_, Translator, autonym, translator
 from playbook.phrases import ACK_PREFIX, phrase
 from playbook.wizard import Wizard
 
@@ -58,6 +58,11 @@ log = logging.getLogger(__name__)
 _BUTTON = re.compile(re.escape(ACK_PREFIX) + r"([A-Z2-9]{8}):([rs])")
 STAFF_COMMANDS = ("playbooks", "activate", "status", "tasks", "approvals", "log", "escalate",
                   "standdown", "report")
+REFUSAL = N_("This bot serves the city's crisis communication team and its community "
+             "partners, and I cannot take requests from this chat. To tell the city about a "
+             "concern, send /concern followed by your message. For information call "
+             "%(hotline)s.")
+"""What a stranger hears, whatever they asked."""
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
@@ -385,11 +390,7 @@ class TelegramBot:
         return self.sender(chat.id if chat else (user.id if user else 0), user)
 
     def _refusal(self, t: Translator) -> str:
-        return t.gettext("This bot serves the city's crisis communication team and its "
-                         "community partners, and I cannot take requests from this chat. To "
-                         "tell the city about a concern, send /concern followed by your "
-                         "message. For information call %(hotline)s.") % t.isolate(
-                             {"hotline": self.hotline})
+        return t.gettext(REFUSAL) % t.isolate({"hotline": self.hotline})
 
     async def _send(self, update: Update, who: Sender, replies: Sequence[Reply]) -> None:
         """Send the replies in the sender's chat, buttons as server-side tokens."""

@@ -13,17 +13,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from babel.dates import format_datetime
+
 from playbook.approvals import Approvals, refusal
 from playbook.directory import Staff
 from playbook.engine import Engine
 from playbook.errors import BadInput
 from playbook.fanout import esc
-from playbook.i18n import Translator
+from playbook.i18n import N_, Translator
 from playbook.model import MessageStep, Playbook, TaskStep
 from playbook.ports import IncidentRow
 from playbook.render import TemplateLibrary
 
 Library = Mapping[str, tuple[Playbook, TemplateLibrary]]
+STATES = {"open": N_("open"), "stood_down": N_("stood down"), "closed": N_("closed")}
+"""An incident's state as staff read it."""
 ONCE = frozenset({"approve", "done", "event.go", "act.go"})
 """Buttons that decide something work once; a second tap is ignored."""
 
@@ -144,10 +148,13 @@ class Desk:
         lines = [f"{mode_label(t, incident)} · <b>{esc(incident.id)}</b> "
                  f"{esc(incident.title)}",
                  _("Opened %(time)s by %(who)s · %(state)s") % t.isolate({
-                     "time": incident.started_at.astimezone(zone).strftime("%d %b %H:%M"),
-                     "who": esc(incident.activated_by), "state": esc(incident.state)}), ""]
+                     "time": format_datetime(incident.started_at, "d MMM HH:mm", tzinfo=zone,
+                                             locale=t.locale),
+                     "who": esc(incident.activated_by),
+                     "state": _(STATES.get(incident.state, incident.state))}), ""]
+        unfilled = _("unfilled")
         lines += [f"• {esc(roles[a.role].title if a.role in roles else a.role)}: "
-                  f"{esc(self._name(a.holder) if a.holder else _('unfilled'))}"
+                  f"{esc(self._name(a.holder) if a.holder else unfilled)}"
                   for a in assignments]
         waiting = sorted({d.step_id for d in pending})
         lines += ["", _("Waiting for approval: %(steps)s") % t.isolate({
@@ -238,7 +245,9 @@ class Desk:
                     why = refusal(who.id, step, group[0], self.engine.directory)
                     head = (f"{mode_label(t, incident)} · <b>{esc(incident.id)}</b> · "
                             f"<code>{esc(step.id)}</code> — "
-                            + _("%(n)d languages wait for approval") % t.isolate({"n": len(group)}))
+                            + t.ngettext("%(n)d language waits for approval",
+                                         "%(n)d languages wait for approval", len(group))
+                            % {"n": len(group)})
                     if why is not None:
                         replies.append(Reply(head + "\n" + _(
                             "You cannot approve this: %(why)s") % t.isolate({"why": esc(why)})))
@@ -251,10 +260,10 @@ class Desk:
                             ((Button("✅ " + _("Approve"), "approve", {**ids, "lang": draft.lang}),
                               Button("✖ " + _("Reject"), "reject", {**ids, "lang": draft.lang}),
                               Button("✏ " + _("Edit"), "edit", ids)),)))
-                    replies.append(Reply(_("Or decide every language at once:"), ((
-                        Button("✅ " + _("Approve all %(n)d") % t.isolate({"n": len(group)}),
-                               "approve",
-                               ids),),)))
+                    if len(group) > 1:
+                        replies.append(Reply(_("Or decide every language at once:"), ((
+                            Button("✅ " + _("Approve all %(n)d") % {"n": len(group)},
+                                   "approve", ids),),)))
         return replies or say(_("Nothing waits for your approval."))
 
     def event(self, who: Staff, t: Translator, event: str, incident_id: str = "",
@@ -348,7 +357,7 @@ class Desk:
                 return say(_("Cancelled; nothing changed."))
         except BadInput as exc:
             return say("⚠ " + esc("; ".join(p.message for p in exc.problems)))
-        return say(_("This button no longer does anything."))
+        return say(_("This button no longer works."))
 
     def answer(self, who: Staff, t: Translator, ask: Ask, text: str) -> list[Reply]:
         """A typed answer to the question asked last."""
@@ -362,8 +371,9 @@ class Desk:
                 drafts = Approvals(self.engine).reject(
                     str(p["incident"]), str(p["step"]), actor=who.id, reason=text,
                     now=self.now(), lang=p.get("lang"))
-                return say(t.gettext("Rejected %(n)d draft(s); nothing was sent.")
-                           % t.isolate({"n": len(drafts)}))
+                return say(t.ngettext("Rejected %(n)d draft; nothing was sent.",
+                                      "Rejected %(n)d drafts; nothing was sent.", len(drafts))
+                           % {"n": len(drafts)})
             if ask.action == "edit":
                 revision = Approvals(self.engine).edit(
                     str(p["incident"]), str(p["step"]), actor=who.id,

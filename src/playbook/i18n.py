@@ -15,6 +15,7 @@ inside a right-to-left sentence.
 from __future__ import annotations
 
 import gettext
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +32,7 @@ SOURCE_LANGUAGE = "en"
 LOCALES: tuple[str, ...] = ("en", "ar", "es", "fa", "fr", "uk")
 """The catalogs shipped: the languages of the protocol library. English is the source."""
 LOCALE_DIR: Traversable = files("playbook") / "locale"
+_COMMAND = re.compile(r"(?<![\w/])/[a-z][a-z_]*\b")
 
 
 def N_(message: str) -> str:
@@ -54,11 +56,15 @@ class Translator:
 
     def gettext(self, message: str) -> str:
         """`message` in this language, or as written where the catalog lacks it."""
-        return self.translations.gettext(message)
+        return self._commands(self.translations.gettext(message))
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         """The form for `n` of a message with plurals, by the language's plural rule."""
-        return self.translations.ngettext(singular, plural, n)
+        return self._commands(self.translations.ngettext(singular, plural, n))
+
+    def _commands(self, text: str) -> str:
+        """In right-to-left text a `/command` is a left-to-right run: "/log", not "log/"."""
+        return _COMMAND.sub(lambda m: f"{LRI}{m.group()}{PDI}", text) if self.rtl else text
 
     def pgettext(self, context: str, message: str) -> str:
         """`message` as meant in `context`, for a short word with two meanings ("Open")."""

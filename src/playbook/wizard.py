@@ -123,7 +123,8 @@ class Wizard:
             lines += ["", _("Messages will go to real people once approved.")]
             go = "🟥 " + _("OPEN THE ACTUAL INCIDENT")
         else:
-            lines += ["", _("Nothing reaches real people; every message is marked EXERCISE.")]
+            lines += ["", _("Nothing reaches the public or community partners, only the team's "
+                            "own chats; every message is marked EXERCISE.")]
             go = "🟨 " + _("Start the exercise")
         return say("\n".join(lines), (Button(go, "act.go"),),
                    (Button(_("Cancel"), "act.cancel"),))

@@ -1,17 +1,20 @@
-"""The fake Bot API: the real PTB client and raw HTTP against it, limits on an injected clock."""
+"""The fake Bot API: real PTB and raw HTTP against it, limits on an injected clock, webhooks."""
 
 from __future__ import annotations
 
 import asyncio
 import http.client
 import json
+import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from telegram import Bot, BotCommand
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import (
     BadRequest,
     Conflict,
@@ -63,6 +66,63 @@ def with_bot(api: FakeBotApi, body: Any, *, timeout: float = 5.0) -> Any:
         async with Bot(api.token, base_url=api.base_url, request=request) as bot:
             return await body(bot)
     return asyncio.run(main())
+
+
+class Hook:
+    """A city's webhook endpoint on loopback: records each POST; the first `fail` get 500.
+
+    With `stall` it never answers until the test ends.
+    """
+
+    def __init__(self, fail: int = 0, stall: bool = False) -> None:
+        self.fail, self.stall = fail, stall
+        self.received: list[tuple[str | None, dict[str, Any]]] = []
+        self.arrived = threading.Condition()
+        self.released = threading.Event()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with hook.arrived:
+                    hook.received.append(
+                        (self.headers.get("X-Telegram-Bot-Api-Secret-Token"), body))
+                    failing = len(hook.received) <= hook.fail
+                    hook.arrived.notify_all()
+                if hook.stall:
+                    hook.released.wait(10)
+                self.send_response(500 if failing else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/telegram/hook"
+
+    def wait(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until `count` posts arrived; False on timeout."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.received) >= count, timeout)
+
+    def ids(self) -> list[int]:
+        return [body["update_id"] for _, body in self.received]
+
+    def __enter__(self) -> Hook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
 
 
 def test_ptb_reads_the_bot_user_and_sends_html() -> None:
@@ -349,3 +409,210 @@ def test_concurrent_clients_are_all_recorded_once() -> None:
     assert len(api.sent) == 200
     assert {(m.chat.id, m.message_id) for m in messages} == {(n, 1) for n in range(1, 201)}
     assert api.stats.accepted == 200
+
+
+def test_webhook_posts_arrive_in_order_with_the_secret_header() -> None:
+    """Every pushed update is posted to the webhook once, in update_id order, with the secret."""
+    with FakeBotApi() as api, Hook() as hook:
+        async def set_hook(bot: Bot) -> bool:
+            return await bot.set_webhook(hook.url, secret_token="city-SECRET_1")
+        assert with_bot(api, set_hook)
+        api.push_message(11, "/start")
+        api.push_callback_query(11, "ack:abc:r")
+        for n in range(8):
+            api.push_message(12 + n % 2, f"concern {n}")
+        assert api.wait_delivered()
+
+        async def info(bot: Bot) -> Any:
+            return await bot.get_webhook_info()
+        after = with_bot(api, info)
+        stats = api.stats
+    assert hook.ids() == list(range(1, 11))
+    assert {secret for secret, _ in hook.received} == {"city-SECRET_1"}
+    updates = [Update.de_json(body) for _, body in hook.received]
+    first, pressed = updates[0].message, updates[1].callback_query
+    assert first is not None
+    assert first.text == "/start"
+    assert pressed is not None
+    assert pressed.data == "ack:abc:r"
+    assert (after.url, after.pending_update_count, after.last_error_message) == (
+        hook.url, 0, None)
+    assert (stats.webhook_posts, stats.webhook_errors) == (10, 0)
+
+
+def test_a_failing_webhook_gets_the_same_update_again() -> None:
+    """A 500 from the webhook keeps the update queued; it is posted again, then the next one."""
+    with FakeBotApi(webhook_retry=0.01) as api, Hook(fail=2) as hook:
+        async def set_hook(bot: Bot) -> bool:
+            return await bot.set_webhook(hook.url)
+        with_bot(api, set_hook)
+        api.push_message(5, "first")
+        api.push_message(5, "second")
+        assert api.wait_delivered()
+
+        async def info(bot: Bot) -> Any:
+            return await bot.get_webhook_info()
+        after = with_bot(api, info)
+        stats = api.stats
+    assert hook.ids() == [1, 1, 1, 2]
+    assert {secret for secret, _ in hook.received} == {None}
+    assert after.pending_update_count == 0
+    assert after.last_error_message == "Wrong response from the webhook: 500 Internal Server Error"
+    assert after.last_error_date is not None
+    assert (stats.webhook_posts, stats.webhook_errors) == (4, 2)
+
+
+def test_an_unreachable_webhook_keeps_updates_pending_until_one_answers() -> None:
+    """Refused connections are reported by getWebhookInfo; a new URL gets the queued updates."""
+    with FakeBotApi(webhook_retry=0.01) as api, Hook() as hook:
+        closed = socket.create_server(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+        closed.close()
+
+        async def body(bot: Bot) -> Any:
+            await bot.set_webhook(dead_url)
+            api.push_message(5, "one")
+            api.push_message(5, "two")
+            while api.stats.webhook_errors < 3:
+                await asyncio.sleep(0.01)
+            failing = await bot.get_webhook_info()
+            await bot.set_webhook(hook.url)
+            assert await asyncio.to_thread(api.wait_delivered)
+            return failing, await bot.get_webhook_info()
+        failing, delivered = with_bot(api, body)
+    assert (failing.pending_update_count, failing.last_error_message) == (
+        2, "Connection refused")
+    assert hook.ids() == [1, 2]
+    assert (delivered.pending_update_count, delivered.last_error_message) == (0, None)
+
+
+def test_delete_webhook_stops_delivery_and_polling_resumes() -> None:
+    """After deleteWebhook nothing is posted; the update waits for getUpdates instead."""
+    with FakeBotApi() as api, Hook() as hook:
+        async def body(bot: Bot) -> Any:
+            await bot.set_webhook(hook.url)
+            api.push_message(5, "hooked")
+            assert await asyncio.to_thread(api.wait_delivered)
+            await bot.delete_webhook()
+            api.push_message(5, "polled")
+            await asyncio.sleep(0.2)
+            return await bot.get_updates(timeout=0)
+        polled = with_bot(api, body)
+    assert [body["message"]["text"] for _, body in hook.received] == ["hooked"]
+    assert [u.message.text for u in polled] == ["polled"]
+
+
+def test_get_updates_conflicts_with_a_webhook_even_mid_poll() -> None:
+    """getUpdates is refused while a webhook is set, and a long poll is ended by setWebhook."""
+    with FakeBotApi() as api:
+        async def body(bot: Bot) -> tuple[str, str]:
+            poll = asyncio.ensure_future(bot.get_updates(timeout=20, read_timeout=25))
+            await asyncio.sleep(0.2)
+            await bot.set_webhook("https://city.example/hook")
+            with pytest.raises(Conflict) as ended:
+                await poll
+            with pytest.raises(Conflict) as refused:
+                await bot.get_updates(timeout=0)
+            return ended.value.message, refused.value.message
+        started = time.monotonic()
+        ended, refused = with_bot(api, body)
+    assert time.monotonic() - started < 10
+    assert ended == "Conflict: terminated by setWebhook request"
+    assert refused == ("Conflict: can't use getUpdates method while webhook is active; use "
+                       "deleteWebhook to delete the webhook first")
+
+
+def test_set_webhook_wants_https_and_a_plain_secret() -> None:
+    """Plain HTTP is refused except to loopback; a secret with other characters is refused."""
+    with FakeBotApi() as api:
+        plain = raw(api, "setWebhook", json.dumps({"url": "http://city.example/h"}).encode())
+        secret = raw(api, "setWebhook", json.dumps({"url": "https://city.example/h",
+                                                    "secret_token": "no spaces"}).encode())
+        local = raw(api, "setWebhook", json.dumps({"url": "http://127.0.0.1:9/h"}).encode())
+    assert plain[0] == secret[0] == 400
+    assert "HTTPS URL must be provided" in plain[1]["description"]
+    assert "secret token" in secret[1]["description"]
+    assert local == (200, {"ok": True, "result": True})
+
+
+def test_close_does_not_wait_for_a_webhook_that_never_answers() -> None:
+    """A post in flight is cut when the fake closes."""
+    with Hook(stall=True) as hook:
+        api = FakeBotApi(webhook_timeout=30).start()
+        raw(api, "setWebhook", json.dumps({"url": hook.url}).encode())
+        api.push_message(5, "hello")
+        assert hook.wait(1)
+        started = time.monotonic()
+        api.close()
+        assert time.monotonic() - started < 2
+
+
+def test_edit_message_reply_markup_replaces_and_removes_buttons() -> None:
+    """Buttons change without the text; the same buttons again are 'not modified'."""
+    first = InlineKeyboardMarkup([[InlineKeyboardButton("Received", callback_data="ack:1:r")]])
+    done = InlineKeyboardMarkup([[InlineKeyboardButton("✓ Thanks", callback_data="noop")]])
+    with FakeBotApi() as api:
+        async def body(bot: Bot) -> tuple[Any, ...]:
+            message = await bot.send_message(6, "Briefing", reply_markup=first)
+            changed = await bot.edit_message_reply_markup(6, message.message_id,
+                                                          reply_markup=done)
+            with pytest.raises(BadRequest, match="not modified"):
+                await bot.edit_message_reply_markup(6, message.message_id, reply_markup=done)
+            removed = await bot.edit_message_reply_markup(6, message.message_id)
+            with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+                await bot.edit_message_reply_markup(6, 99, reply_markup=done)
+            return changed, removed
+        changed, removed = with_bot(api, body)
+    assert changed.text == "Briefing"
+    assert changed.reply_markup == done
+    assert removed.reply_markup is None
+    assert [(e.chat_id, e.message_id, e.text) for e in api.edits] == [
+        (6, 1, "Briefing"), (6, 1, "Briefing")]
+    assert api.edits[0].reply_markup == done.to_dict()
+    assert api.edits[1].reply_markup is None
+
+
+def test_send_document_uploads_bytes_with_filename_and_caption() -> None:
+    """A multipart upload is recorded byte for byte; its file_id can be sent again."""
+    data = bytes(range(256)) * 40 + b"\r\n--boundary\r\n"
+    with FakeBotApi(enforce_limits=False) as api:
+        async def body(bot: Bot) -> tuple[Any, Any]:
+            message = await bot.send_document(7, data, filename="Lagebild 4 Mai.pdf",
+                                              caption="<b>Situation</b> at 08:00",
+                                              parse_mode="HTML")
+            assert message.document is not None
+            again = await bot.send_document(8, message.document.file_id, caption="again")
+            return message, again
+        message, again = with_bot(api, body)
+    assert message.caption == "Situation at 08:00"
+    assert (message.document.file_name, message.document.file_size) == (
+        "Lagebild 4 Mai.pdf", len(data))
+    assert message.document.mime_type == "application/pdf"
+    assert again.document.file_id == message.document.file_id
+    first, second = api.documents
+    assert (first.chat_id, first.filename, first.caption, first.parse_mode, first.data) == (
+        7, "Lagebild 4 Mai.pdf", "<b>Situation</b> at 08:00", "HTML", data)
+    assert (second.chat_id, second.data) == (8, data)
+    assert api.sent == []
+    assert api.stats.accepted == 2
+
+
+def test_send_document_checks_the_caption_and_the_flood_limits() -> None:
+    """Captions count 1,024 UTF-16 units after parsing; documents share a chat's limits."""
+    clock = ManualClock()
+    with FakeBotApi(clock=clock) as api:
+        async def body(bot: Bot) -> None:
+            tagged = "<i>" + "x" * 1024 + "</i>"
+            await bot.send_document(9, b"%PDF", filename="a.pdf", caption=tagged,
+                                    parse_mode="HTML")
+            clock.now += 1.0
+            with pytest.raises(BadRequest, match="caption is too long"):
+                await bot.send_document(9, b"%PDF", filename="b.pdf", caption="😀" * 513)
+            with pytest.raises(BadRequest, match=r"(?i)file must be non-empty"):
+                await bot.send_document(9, b"", filename="c.pdf")
+            await bot.send_message(9, "see above")
+            with pytest.raises(RetryAfter):
+                await bot.send_document(9, b"%PDF", filename="d.pdf")
+        with_bot(api, body)
+    assert [d.filename for d in api.documents] == ["a.pdf"]
+    assert api.stats.rate_limited == 1

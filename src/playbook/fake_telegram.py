@@ -3,36 +3,37 @@
 Tests (and cities checking their setup) point the real python-telegram-bot client at it:
 `Bot(token, base_url=api.base_url)`. It answers as Telegram does (status codes, error
 descriptions, `retry_after`), enforces Telegram's flood limits on an injectable clock, records
-every accepted message, and injects faults (500s, timeouts, dropped connections, 429s) on
-request or at random with a seed. Standard library only.
+every accepted message and document, and injects faults (500s, timeouts, dropped connections,
+429s) on request or at random with a seed. Updates are offered to `getUpdates`, or, while a
+webhook is set, posted to it in order by a background thread and retried until it answers 2xx,
+as Telegram does. The HTTP plumbing lives in `fake_telegram_http`. Standard library only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.parser
-import email.policy
 import html
 import json
 import math
 import random
 import re
-import socket
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
+
+from playbook.fake_telegram_http import JSON, Poster, Server, Upload, error
 
 FAULT_KINDS = ("500", "429", "timeout", "timeout_after_accept", "drop")
 """`timeout_after_accept` records the message and then never answers: how duplicates arise."""
 CHAT_KINDS = ("private", "group", "supergroup", "channel")
 MAX_TEXT = 4096
-JSON = dict[str, Any]
+MAX_CAPTION = 1024
+MAX_UPLOAD = 50 * 1024 * 1024
+"""Bytes a bot may upload as one document."""
 
 
 @dataclass(frozen=True)
@@ -65,18 +66,39 @@ class Sent:
     """Every parameter of the request, as received."""
 
 
+@dataclass(frozen=True)
+class Document:
+    """One document the fake accepted."""
+
+    chat_id: int
+    message_id: int
+    filename: str
+    caption: str
+    """As the client sent it, markup included."""
+    parse_mode: str | None
+    data: bytes
+    mime_type: str
+    time: float
+    params: JSON = field(default_factory=dict)
+
+
 @dataclass
 class Stats:
     """Counters; `api.stats` returns a snapshot."""
 
     requests: int = 0
     accepted: int = 0
+    """Messages and documents."""
     rate_limited: int = 0
     """Every 429 answered, flood limits and injected ones alike."""
     duplicates: int = 0
     """Accepted messages whose chat and text were already accepted once."""
     faults: Counter[str] = field(default_factory=Counter)
     calls: Counter[str] = field(default_factory=Counter)
+    webhook_posts: int = 0
+    """Updates posted to the webhook, failed attempts included."""
+    webhook_errors: int = 0
+    """Posts answered other than 2xx, or not answered."""
 
 
 @dataclass
@@ -101,7 +123,7 @@ class _Refused(Exception):
         self.code, self.description, self.retry_after = code, description, retry_after
 
     def as_json(self) -> JSON:
-        body: JSON = {"ok": False, "error_code": self.code, "description": self.description}
+        body = error(self.code, self.description)
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
         return body
@@ -115,26 +137,33 @@ def _too_many(wait: float) -> _Refused:
 class FakeBotApi:
     """The fake server; `with FakeBotApi() as api:` serves on an ephemeral loopback port.
 
-    `sent`, `edits` and `answers` record what was accepted, in order; `stats` counts.
+    `sent`, `edits`, `documents` and `answers` record what was accepted, in order; `stats`
+    counts. Webhook posts wait `webhook_timeout` seconds for an answer and are retried after
+    `webhook_retry` seconds, doubling up to 2 s (real time, not `clock`: they are about the
+    city's server, not about flood limits).
     """
 
     def __init__(self, token: str = "123456:TEST", *, enforce_limits: bool = True,
                  strict_chats: bool = False, clock: Callable[[], float] = time.monotonic,
                  faults: FaultPlan | None = None, hold: float = 30.0, tolerance: float = 0.05,
-                 username: str = "playbook_test_bot") -> None:
+                 username: str = "playbook_test_bot", webhook_timeout: float = 5.0,
+                 webhook_retry: float = 0.05) -> None:
         self.token, self.enforce_limits, self.strict_chats = token, enforce_limits, strict_chats
         self.clock, self.faults, self.tolerance = clock, faults, tolerance
         self.hold = hold
         """Seconds a timeout fault holds the request (longer than any client waits)."""
+        self.webhook_retry = webhook_retry
         self.me: JSON = {"id": int(token.split(":")[0]) if token[:1].isdigit() else 1,
                          "is_bot": True, "first_name": "Playbook Test", "username": username,
                          "can_join_groups": True, "can_read_all_group_messages": False,
                          "supports_inline_queries": False}
         self.sent: list[Sent] = []
         self.edits: list[Sent] = []
+        self.documents: list[Document] = []
         self.answers: list[JSON] = []
         self.commands: list[JSON] = []
         self.webhook = ""
+        """The webhook's URL; empty while updates wait for getUpdates."""
         self.stopping = threading.Event()
         self._lock = threading.Condition(threading.RLock())
         self._rng = random.Random(faults.seed if faults else None)
@@ -149,16 +178,26 @@ class FakeBotApi:
         self._queries: dict[str, JSON] = {}
         self._recent: deque[float] = deque()
         self._per_chat: dict[int, deque[float]] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._files: dict[str, Upload] = {}
+        self._hook: JSON = {}
+        """The webhook's secret_token and allowed_updates."""
+        self._hook_version = 0
+        self._hook_error: tuple[int, str] | None = None
+        self._hook_failures = 0
+        self._hook_retry_at = 0.0
+        self._poster = Poster(webhook_timeout)
+        self._server: Server | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> FakeBotApi:
         """Listen on 127.0.0.1 on a free port and serve from a background thread."""
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.api = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="fake-telegram", daemon=True)
-        self._thread.start()
+        self._server = Server(self)
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                             name="fake-telegram", daemon=True),
+            threading.Thread(target=self._deliver, name="fake-telegram-webhook", daemon=True)]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def close(self) -> None:
@@ -168,11 +207,13 @@ class FakeBotApi:
         self.stopping.set()
         with self._lock:
             self._lock.notify_all()
+        self._poster.abort()
         self._server.shutdown()
         self._server.drop_connections()
         self._server.server_close()  # joins the handler threads, all released by now
-        if self._thread is not None:
-            self._thread.join()
+        for thread in self._threads:
+            # Bounded: a post may be stuck resolving a host name, which nothing interrupts.
+            thread.join(self._poster.timeout + 1.0)
         self._server = None
 
     def __enter__(self) -> FakeBotApi:
@@ -194,8 +235,7 @@ class FakeBotApi:
         """A snapshot of the counters."""
         with self._lock:
             s = self._stats
-            return Stats(s.requests, s.accepted, s.rate_limited, s.duplicates,
-                         Counter(s.faults), Counter(s.calls))
+            return replace(s, faults=Counter(s.faults), calls=Counter(s.calls))
 
     # ----- scripting -------------------------------------------------------------------------
     def add_chat(self, chat_id: int | str, kind: str = "private") -> None:
@@ -270,6 +310,11 @@ class FakeBotApi:
         with self._lock:
             return self._lock.wait_for(lambda: len(self.sent) >= count, timeout)
 
+    def wait_delivered(self, timeout: float = 5.0) -> bool:
+        """Block until no update is pending (the webhook took them all); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._updates, timeout)
+
     # ----- the protocol ----------------------------------------------------------------------
     def call(self, token: str, method: str, params: JSON) -> tuple[str, int, JSON]:
         """Answer one request: `("reply", status, body)`, or `("timeout"|"drop", 0, {})`."""
@@ -309,8 +354,12 @@ class FakeBotApi:
             return self.me
         if method == "sendMessage":
             return self._send_message(p)
+        if method == "sendDocument":
+            return self._send_document(p)
         if method == "editMessageText":
             return self._edit_message_text(p)
+        if method == "editMessageReplyMarkup":
+            return self._edit_reply_markup(p)
         if method == "deleteMessage":
             if self._messages.pop((self._chat(p).id, _int(p, "message_id")), None) is None:
                 raise _Refused(400, "Bad Request: message to delete not found")
@@ -324,13 +373,9 @@ class FakeBotApi:
         if method == "getUpdates":
             return self._get_updates(p)
         if method in ("setWebhook", "deleteWebhook"):
-            self.webhook = str(p.get("url") or "") if method == "setWebhook" else ""
-            if _flag(p, "drop_pending_updates"):
-                self._updates.clear()
-            return True
+            return self._set_webhook(p if method == "setWebhook" else {**p, "url": ""})
         if method == "getWebhookInfo":
-            return {"url": self.webhook, "has_custom_certificate": False,
-                    "pending_update_count": len(self._updates)}
+            return self._webhook_info()
         if method == "setMyCommands":
             self.commands = list(_obj(p, "commands") or [])
             return True
@@ -342,44 +387,97 @@ class FakeBotApi:
         text, parse_mode = str(p.get("text") or ""), p.get("parse_mode")
         chat = self._chat(p)
         plain = _parse(text, parse_mode)
-        now = self.clock()
-        if self.enforce_limits:
-            self._check_limits(chat, now)
-        for row in (_obj(p, "reply_markup") or {}).get("inline_keyboard", []):
-            for button in row:
-                if len(str(button.get("callback_data", "")).encode("utf-8")) > 64:
-                    raise _Refused(400, "Bad Request: BUTTON_DATA_INVALID")
-        message = self._store(chat, self._new_id(chat), plain, p)
+        now = self._admit(chat, p)
+        message = self._store(chat, self._new_id(chat), p, text=plain)
         self.sent.append(Sent(chat.id, message["message_id"], text, parse_mode,
                               _obj(p, "reply_markup"), now, dict(p)))
-        self._stats.accepted += 1
         self._stats.duplicates += (chat.id, text) in self._seen
         self._seen.add((chat.id, text))
-        self._recent.append(now)
-        self._per_chat.setdefault(chat.id, deque()).append(now)
         self._lock.notify_all()
         return message
 
+    def _send_document(self, p: JSON) -> JSON:
+        caption, parse_mode = str(p.get("caption") or ""), p.get("parse_mode")
+        chat = self._chat(p)
+        upload = p.get("document")
+        file_id = f"BQAC{len(self._files) + 1:04d}"
+        if isinstance(upload, str) and upload.startswith("attach://"):
+            upload = p.get(upload.removeprefix("attach://"))
+        elif isinstance(upload, str) and upload:  # the file_id of an earlier upload
+            file_id, upload = upload, self._files.get(upload)
+            if upload is None:
+                raise _Refused(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if not isinstance(upload, Upload):
+            raise _Refused(400, "Bad Request: there is no document in the request")
+        if not upload.data:
+            raise _Refused(400, "Bad Request: file must be non-empty")
+        if len(upload.data) > MAX_UPLOAD:
+            raise _Refused(413, "Request Entity Too Large")
+        shown = _shown(caption, parse_mode)
+        if _units(shown) > MAX_CAPTION:
+            raise _Refused(400, "Bad Request: message caption is too long")
+        now = self._admit(chat, p)
+        self._files[file_id] = upload
+        document = {"file_id": file_id, "file_unique_id": file_id.replace("BQAC", "AgAD"),
+                    "file_name": upload.filename, "mime_type": upload.content_type,
+                    "file_size": len(upload.data)}
+        message = self._store(chat, self._new_id(chat), p, document=document,
+                              **({"caption": shown} if shown else {}))
+        self.documents.append(Document(chat.id, message["message_id"], upload.filename,
+                                       caption, parse_mode, upload.data, upload.content_type,
+                                       now, dict(p)))
+        return message
+
+    def _admit(self, chat: _Chat, p: JSON) -> float:
+        """Flood limits and buttons checked, count a message as accepted now."""
+        now = self.clock()
+        if self.enforce_limits:
+            self._check_limits(chat, now)
+        _check_buttons(_obj(p, "reply_markup"))
+        self._stats.accepted += 1
+        self._recent.append(now)
+        self._per_chat.setdefault(chat.id, deque()).append(now)
+        return now
+
     def _edit_message_text(self, p: JSON) -> JSON:
         text, parse_mode = str(p.get("text") or ""), p.get("parse_mode")
-        chat = self._chat(p)
-        old = self._messages.get((chat.id, _int(p, "message_id")))
-        if old is None:
-            raise _Refused(400, "Bad Request: message to edit not found")
+        chat, old = self._editable(p)
+        if "text" not in old:
+            raise _Refused(400, "Bad Request: there is no text in the message to edit")
         plain = _parse(text, parse_mode)
         if (old["text"], old.get("reply_markup")) == (plain, _obj(p, "reply_markup")):
-            raise _Refused(400, "Bad Request: message is not modified: specified new message "
-                           "content and reply markup are exactly the same as a current content "
-                           "and reply markup of the message")
-        message = self._store(chat, old["message_id"], plain, p)
+            raise _not_modified()
+        message = self._store(chat, old["message_id"], p, text=plain)
         message["edit_date"] = int(time.time())
         self.edits.append(Sent(chat.id, old["message_id"], text, parse_mode,
                                _obj(p, "reply_markup"), self.clock(), dict(p)))
         return message
 
-    def _store(self, chat: _Chat, message_id: int, plain: str, p: JSON) -> JSON:
+    def _edit_reply_markup(self, p: JSON) -> JSON:
+        """Replace the buttons; the edit is recorded with the message's text as shown."""
+        chat, old = self._editable(p)
+        markup = _obj(p, "reply_markup") or None
+        _check_buttons(markup)
+        if old.get("reply_markup") == markup:
+            raise _not_modified()
+        message = {k: v for k, v in old.items() if k != "reply_markup"}
+        message |= {"edit_date": int(time.time())} | ({"reply_markup": markup} if markup else {})
+        self._messages[(chat.id, old["message_id"])] = message
+        shown = str(old.get("text", old.get("caption", "")))
+        self.edits.append(Sent(chat.id, old["message_id"], shown, None, markup, self.clock(),
+                               dict(p)))
+        return message
+
+    def _editable(self, p: JSON) -> tuple[_Chat, JSON]:
+        chat = self._chat(p)
+        old = self._messages.get((chat.id, _int(p, "message_id")))
+        if old is None:
+            raise _Refused(400, "Bad Request: message to edit not found")
+        return chat, old
+
+    def _store(self, chat: _Chat, message_id: int, p: JSON, **content: Any) -> JSON:
         message: JSON = {"message_id": message_id, "date": int(time.time()),
-                         "chat": chat.as_json(), "from": self.me, "text": plain}
+                         "chat": chat.as_json(), "from": self.me, **content}
         if _obj(p, "reply_markup"):
             message["reply_markup"] = _obj(p, "reply_markup")
         self._messages[(chat.id, message_id)] = message
@@ -414,7 +512,83 @@ class FakeBotApi:
         while not self._updates and not self.stopping.is_set():
             if not self._lock.wait(max(0.0, deadline - time.monotonic())):
                 break
+            if self.webhook:
+                raise _Refused(409, "Conflict: terminated by setWebhook request")
         return [u for u in self._updates if u["update_id"] >= offset][:limit]
+
+    # ----- webhook ---------------------------------------------------------------------------
+    def _set_webhook(self, p: JSON) -> bool:
+        """setWebhook, or with an empty `url` deleteWebhook; either restarts delivery."""
+        url, secret = str(p.get("url") or ""), p.get("secret_token")
+        target = urlsplit(url)
+        loopback = target.hostname in ("127.0.0.1", "localhost", "::1")
+        if url and not (target.scheme == "https" or (target.scheme == "http" and loopback)):
+            # Plain HTTP is allowed to loopback only, so tests need no certificate.
+            raise _Refused(400, "Bad Request: bad webhook: An HTTPS URL must be provided for "
+                                "webhook")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _Refused(400, "Bad Request: secret token contains unallowed characters")
+        self.webhook = url
+        self._hook = {"secret_token": str(secret or ""),
+                      "allowed_updates": list(_obj(p, "allowed_updates") or [])} if url else {}
+        self._hook_version += 1
+        self._hook_error, self._hook_failures, self._hook_retry_at = None, 0, 0.0
+        if _flag(p, "drop_pending_updates"):
+            self._updates.clear()
+        self._lock.notify_all()  # wakes the delivery thread, and long polls to refuse them
+        return True
+
+    def _webhook_info(self) -> JSON:
+        info: JSON = {"url": self.webhook, "has_custom_certificate": False,
+                      "pending_update_count": len(self._updates)}
+        if self.webhook:
+            info["max_connections"] = 40
+        if self._hook.get("allowed_updates"):
+            info["allowed_updates"] = self._hook["allowed_updates"]
+        if self._hook_error:
+            info["last_error_date"], info["last_error_message"] = self._hook_error
+        return info
+
+    def _deliver(self) -> None:
+        """The delivery thread: post the oldest update until it is taken, then the next."""
+        while True:
+            with self._lock:
+                update = self._due()
+                if update is None:
+                    return
+                version, secret = self._hook_version, self._hook["secret_token"]
+                url = self.webhook
+            headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
+            problem = self._poster.post(url, update, headers)  # outside the lock
+            with self._lock:
+                self._stats.webhook_posts += 1
+                if problem is None:
+                    self._hook_failures, self._hook_retry_at = 0, 0.0
+                    if self._updates and self._updates[0] is update:
+                        self._updates.popleft()
+                        self._lock.notify_all()
+                    continue
+                self._stats.webhook_errors += 1
+                if version == self._hook_version:  # not reconfigured meanwhile
+                    self._hook_error = (int(time.time()), problem)
+                    self._hook_failures += 1
+                    pause = min(2.0, self.webhook_retry * 2 ** (self._hook_failures - 1))
+                    self._hook_retry_at = time.monotonic() + pause
+
+    def _due(self) -> JSON | None:
+        """Wait (holding the lock) for an update to post now; None once closing."""
+        while not self.stopping.is_set():
+            wait = self._hook_retry_at - time.monotonic()
+            if not (self.webhook and self._updates):
+                self._lock.wait()
+            elif wait > 0:
+                self._lock.wait(wait)
+            elif (allowed := self._hook["allowed_updates"]) and not set(
+                    self._updates[0]) & set(allowed):
+                self._updates.popleft()  # a kind the webhook did not ask for
+            else:
+                return self._updates[0]
+        return None
 
     # ----- chats -----------------------------------------------------------------------------
     def _chat(self, p: JSON) -> _Chat:
@@ -486,9 +660,27 @@ _MARKUP = re.compile(r"<(/?)([a-zA-Z][\w-]*)(?:\s[^<>]*)?>|<"
                      r"|&(?:lt|gt|amp|quot|#\d+|#x[\da-fA-F]+);")
 
 
+def _check_buttons(markup: Any) -> None:
+    for row in (markup or {}).get("inline_keyboard", []):
+        for button in row:
+            if len(str(button.get("callback_data", "")).encode("utf-8")) > 64:
+                raise _Refused(400, "Bad Request: BUTTON_DATA_INVALID")
+
+
+def _not_modified() -> _Refused:
+    return _Refused(400, "Bad Request: message is not modified: specified new message content "
+                    "and reply markup are exactly the same as a current content and reply "
+                    "markup of the message")
+
+
+def _shown(text: str, parse_mode: Any) -> str:
+    """The text Telegram would show, or the 400 it gives for broken HTML."""
+    return _parse_html(text) if str(parse_mode or "").lower() == "html" else text
+
+
 def _parse(text: str, parse_mode: Any) -> str:
     """The text Telegram would show, or the 400 it gives for broken HTML, empty or long text."""
-    plain = _parse_html(text) if str(parse_mode or "").lower() == "html" else text
+    plain = _shown(text, parse_mode)
     if not plain.strip():
         raise _Refused(400, "Bad Request: message text is empty")
     if _units(plain) > MAX_TEXT:
@@ -522,95 +714,3 @@ def _parse_html(text: str) -> str:
 
 def _unparsable(what: str) -> _Refused:
     return _Refused(400, f"Bad Request: can't parse entities: {what}")
-
-
-def _params(content_type: str, body: bytes, query: str) -> JSON:
-    params: JSON = dict(parse_qsl(query, keep_blank_values=True))
-    kind = content_type.split(";")[0].strip().lower()
-    if kind == "application/json" and body:
-        params.update(dict(json.loads(body)))
-    elif kind == "application/x-www-form-urlencoded":
-        params.update(parse_qsl(body.decode(), keep_blank_values=True))
-    elif kind == "multipart/form-data":
-        head = f"Content-Type: {content_type}\r\n\r\n".encode()
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True)
-            if isinstance(name, str) and isinstance(payload, bytes):
-                params[name] = payload if part.get_filename() else payload.decode()
-    return params
-
-
-class _Server(ThreadingHTTPServer):
-    api: FakeBotApi
-    request_queue_size = 256  # hundreds of clients may connect at once
-    daemon_threads = False  # so that server_close() joins them
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
-        super().__init__(address, handler)
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-    def drop_connections(self) -> None:
-        """Wake handler threads blocked on idle keep-alive connections."""
-        with self.connections_lock:
-            for connection in self.connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up on a held request is expected, not an error
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as PTB's connection pool expects
-    disable_nagle_algorithm = True  # headers and body go out in two writes
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-            if self.server.api.stopping.is_set():
-                self.connection.shutdown(socket.SHUT_RDWR)  # accepted while closing
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def do_POST(self) -> None:
-        api = self.server.api
-        url = urlsplit(self.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        route = re.fullmatch(r"/bot([^/]+)/(\w+)", url.path)
-        if route is None:
-            self._reply(404, _Refused(404, "Not Found").as_json())
-            return
-        try:
-            params = _params(self.headers.get("Content-Type", ""), body, url.query)
-        except (ValueError, TypeError):
-            self._reply(400, _Refused(400, "Bad Request: invalid request body").as_json())
-            return
-        action, status, answer = api.call(unquote(route.group(1)), route.group(2), params)
-        if action == "timeout":
-            api.stopping.wait(api.hold)
-        if action != "reply":
-            self.close_connection = True  # close the socket without a response
-            return
-        self._reply(status, answer)
-
-    do_GET = do_POST
-
-    def _reply(self, status: int, answer: JSON) -> None:
-        body = json.dumps(answer, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the request line holds the bot token

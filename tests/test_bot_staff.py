@@ -124,6 +124,11 @@ def room(store: SqlStore, tmp_path: Path) -> Iterator[Room]:
             loop.close()
 
 
+def _words(lang: str, message: str) -> str:
+    """The start of a message's translation, up to its first placeholder."""
+    return translator(lang).gettext(message).split("%(")[0][:40]
+
+
 def _contact(directory: Directory, recipient_id: str) -> Contact:
     found = directory.contact(recipient_id)
     assert found is not None
@@ -339,9 +344,11 @@ def test_an_intermediary_joins_with_an_invite_and_chooses_a_language(room: Room)
     engine = room.drive.engine
     invite = links.invite(engine, "olena-k", by="yusuf", now=room.drive.clock.now())
     room.api.add_chat(7002)
-    room.say(7002, f"/start {invite.code.lower()}", "Welcome")
+    room.say(7002, f"/start {invite.code.lower()}",  # Olena reads Ukrainian first
+             _words("uk", "In which language do you want to receive briefings?"))
     assert _contact(engine.directory, "intermediary:olena-k").telegram_chat_id == "7002"
-    room.tap(7002, "Français", "From now on")
+    room.tap(7002, "Français", _words(
+        "fr", "From now on you receive briefings in %(language)s, when the city has them in it."))
     assert _contact(engine.directory, "intermediary:olena-k").languages[0] == "fr"
     room.say(7001, f"/start {invite.code}", "unknown, used or expired")  # used once only
     expired = links.invite(engine, "taras-b", by="yusuf", now=room.drive.clock.now(),
@@ -408,9 +415,10 @@ def test_every_staff_command_answers(room: Room) -> None:
     room.say(ANNA, "/whatever", "I do not know this command")
     room.say(ANNA, "just some text", "/log")
     room.say(ANNA, "/language", "staff directory")
-    room.say(KARIM, "/start", "You are connected")
-    room.say(KARIM, "/language", "In which language")
-    room.say(KARIM, "/status", "cannot take requests")
+    room.say(KARIM, "/start", "/concern")  # in Arabic
+    room.say(KARIM, "/language", _words(
+        "ar", "In which language do you want to receive briefings?"))
+    room.say(KARIM, "/status", _words("ar", REFUSAL))
     room.say(ANNA, f"/report {incident_id}", "escalated by anna")
 
 

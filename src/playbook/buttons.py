@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from playbook.delivery import Delivery
-from playbook.phrases import CODE_ALPHABET
+from playbook.phrases import new_code
 from playbook.ports import ButtonRow, Tx
 
 PREFIX = "b:"
@@ -27,7 +26,7 @@ _LENGTH = 12  # 60 bits
 
 def new_token() -> str:
     """An unguessable button token."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(_LENGTH))
+    return new_code(_LENGTH)
 
 
 def make(tx: Tx, owner: str, action: str, payload: Mapping[str, Any], now: datetime,

@@ -22,7 +22,7 @@ from playbook.errors import BadInput
 from playbook.fanout import esc
 from playbook.i18n import N_, Translator
 from playbook.model import MessageStep, Playbook, TaskStep
-from playbook.ports import IncidentRow
+from playbook.ports import IncidentRow, Tx
 from playbook.render import TemplateLibrary
 
 Library = Mapping[str, tuple[Playbook, TemplateLibrary]]
@@ -120,15 +120,10 @@ class Desk:
         """One incident in detail, or a line for each open incident."""
         _ = t.gettext
         if not incident_id:
-            with self.engine.store.begin() as tx:
-                open_ones = tx.incidents(open_only=True)
-            if not open_ones:
-                return say(_("No incident is open."))
-            if len(open_ones) > 1:
-                return say(_("Open incidents:"), *[(Button(
-                    f"{i.id} · {i.title}"[:60], "status", {"incident": i.id}),)
-                    for i in open_ones])
-            incident_id = open_ones[0].id
+            chosen = self._one_open(t, "status", {}, question=_("Open incidents:"))
+            if isinstance(chosen, list):
+                return chosen
+            incident_id = chosen
         return self._status(t, incident_id)
 
     def _status(self, t: Translator, incident_id: str) -> list[Reply]:
@@ -184,9 +179,7 @@ class Desk:
         _ = t.gettext
         replies: list[Reply] = []
         with self.engine.store.begin() as tx:
-            incidents = ([self.engine.incident(tx, incident_id)] if incident_id
-                         else tx.incidents(open_only=True))
-            for incident in incidents:
+            for incident in self._incidents(tx, incident_id):
                 version = self.engine.version(incident)
                 for task in tx.tasks(incident.id):
                     if task.done_at is not None or not self._mine(who, task.holder, task.role):
@@ -231,9 +224,7 @@ class Desk:
         _ = t.gettext
         replies: list[Reply] = []
         with self.engine.store.begin() as tx:
-            incidents = ([self.engine.incident(tx, incident_id)] if incident_id
-                         else tx.incidents(open_only=True))
-            for incident in incidents:
+            for incident in self._incidents(tx, incident_id):
                 version = self.engine.version(incident)
                 drafts = [d for d in tx.drafts(incident.id, "pending")
                           if (not step_id or d.step_id == step_id)
@@ -275,9 +266,8 @@ class Desk:
             if isinstance(chosen, list):
                 return chosen
             incident_id = chosen
-        with self.engine.store.begin() as tx:
-            incident = self.engine.incident(tx, incident_id)
-        if not may_lead(who, self.engine.version(incident).playbook):
+        incident = self._led(who, incident_id)
+        if incident is None:
             return say(self._not_lead(t))
         question = (_("Stand down %(incident)s? Repeating updates stop and the stand-down "
                       "steps begin.") if event == "stand_down" else
@@ -418,9 +408,7 @@ class Desk:
 
     def _event_go(self, who: Staff, t: Translator, incident_id: str,
                   event: str) -> list[Reply]:
-        with self.engine.store.begin() as tx:
-            incident = self.engine.incident(tx, incident_id)
-        if not may_lead(who, self.engine.version(incident).playbook):
+        if self._led(who, incident_id) is None:
             return say(self._not_lead(t))
         started = self.engine.event(incident_id, "stand_down" if event == "stand_down"
                                     else "escalate", actor=who.id, now=self.now())
@@ -429,8 +417,19 @@ class Desk:
         return say(done % t.isolate({"incident": esc(incident_id)}) + " " + t.ngettext(
             "%(n)d step scheduled.", "%(n)d steps scheduled.", started) % t.isolate({"n": started}))
 
+    def _led(self, who: Staff, incident_id: str) -> IncidentRow | None:
+        """The incident, if this person may lead it (stand it down, escalate it)."""
+        with self.engine.store.begin() as tx:
+            incident = self.engine.incident(tx, incident_id)
+        return incident if may_lead(who, self.engine.version(incident).playbook) else None
+
+    def _incidents(self, tx: Tx, incident_id: str) -> list[IncidentRow]:
+        """The one incident asked for, else every open one."""
+        return ([self.engine.incident(tx, incident_id)] if incident_id
+                else tx.incidents(open_only=True))
+
     def _one_open(self, t: Translator, action: str, payload: Mapping[str, Any], *,
-                  closed_too: bool = False) -> str | list[Reply]:
+                  closed_too: bool = False, question: str = "") -> str | list[Reply]:
         """The only open incident's id, or a question which one is meant."""
         with self.engine.store.begin() as tx:
             found = tx.incidents(open_only=not closed_too)
@@ -440,7 +439,7 @@ class Desk:
             return say(t.gettext("No incident is open."))
         if len(found) == 1:
             return found[0].id
-        return say(t.gettext("Which incident?"), *[(Button(
+        return say(question or t.gettext("Which incident?"), *[(Button(
             f"{i.id} · {i.title}"[:60], action, {**payload, "incident": i.id}),)
             for i in found])
 

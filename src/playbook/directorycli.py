@@ -31,6 +31,7 @@ from playbook.directoryfile import (
 )
 from playbook.duration import parse_duration
 from playbook.errors import BadInput
+from playbook.phrases import show_code
 from playbook.service import build
 from playbook.yamlfile import MAX_BYTES
 
@@ -165,7 +166,7 @@ def invite_command(
     until = row.expires_at.astimezone(settings.zone)
     out = _out()
     out.print(f"Invite for [bold]{escape(name)}[/] ({escape(person)}): "
-              f"[bold]{links.shown(row)}[/]")
+              f"[bold]{show_code(row.code)}[/]")
     out.print(f"Works once, until {until:%Y-%m-%d %H:%M} ({settings.city.timezone}).")
     out.print(f"They open the city's bot in Telegram and send: /start {row.code}")
     out.print("[dim]Give it to them in person or by phone; whoever sends it first becomes "

@@ -7,7 +7,6 @@ database and laid over the files, so a restart or a re-import loses none of it.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -16,7 +15,7 @@ from playbook.engine import Engine
 from playbook.errors import BadInput
 from playbook.fanout import esc, notice
 from playbook.listening import liaison
-from playbook.phrases import CODE_ALPHABET, read_code, show_code
+from playbook.phrases import new_code, read_code
 from playbook.ports import InviteRow, LinkRow, Tx
 
 INVITE_TTL = timedelta(days=7)
@@ -37,7 +36,7 @@ def invite(engine: Engine, person: str, *, by: str, now: datetime,
     if not entry.active:
         raise BadInput.one(person, "this intermediary is marked inactive in the directory",
                            "set active back to true before inviting them")
-    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(_INVITE_LENGTH))
+    code = new_code(_INVITE_LENGTH)
     row = InviteRow(code, f"intermediary:{entry.id}", by, now, now + ttl)
     with engine.store.begin() as tx:
         tx.add_invite(row)
@@ -116,8 +115,3 @@ def overlay(directory: Directory, rows: Iterable[LinkRow]) -> Directory:
              if (link := found.get(f"staff:{s.id}")) is not None and not link.active
              and s.telegram_chat_id == link.chat_id else s for s in directory.staff]
     return directory.model_copy(update={"intermediaries": tuple(people), "staff": tuple(staff)})
-
-
-def shown(invite_row: InviteRow) -> str:
-    """The code as people read it aloud (two groups of four)."""
-    return show_code(invite_row.code)

@@ -9,7 +9,6 @@ forwarded to the community liaison. Every step of this is an entry in the incide
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -21,7 +20,7 @@ from playbook.errors import BadInput
 from playbook.fanout import delivery, esc, notice
 from playbook.language import choose
 from playbook.model import MessageStep
-from playbook.phrases import CODE_ALPHABET, phrase, read_code
+from playbook.phrases import new_code, phrase, read_code
 from playbook.ports import AckRow, IncidentRow, Tx
 
 if TYPE_CHECKING:  # the engine calls in here; importing it at run time would be circular
@@ -34,7 +33,7 @@ LIAISON_ROLES = ("community_liaison", "incident_lead")
 
 def new_token() -> str:
     """An unguessable confirmation code (40 bits, easy to type back)."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    return new_code(8)
 
 
 def ask(tx: Tx, incident: IncidentRow, step: MessageStep, number: int,

@@ -8,6 +8,8 @@ placeholder in a right-to-left sentence is isolated so a code or a Latin name ke
 
 from __future__ import annotations
 
+import secrets
+
 from playbook.delivery import Delivery
 from playbook.language import lookup_key
 from playbook.render import FSI, LRI, PDI, RLM, is_rtl
@@ -176,6 +178,11 @@ ACK_PREFIX = "ack:"
 """Callback data of a confirmation button: `ack:<code>:r` (received) or `ack:<code>:s` (shared)."""
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 """No 0/O or 1/I: a code read off a phone and typed back must survive."""
+
+
+def new_code(length: int) -> str:
+    """An unguessable code of `length` characters (5 bits each) from `CODE_ALPHABET`."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
 
 
 def show_code(token: str) -> str:

@@ -199,3 +199,20 @@ def test_webhook_mode_without_its_secret_stops_run_cleanly(cli: Cli, tmp_path: P
     assert result.code == 2
     assert "PLAYBOOK_TELEGRAM_SECRET must hold the webhook secret" in result.err
     assert "Traceback" not in result.err
+
+
+def test_invite_bad_input_is_located_and_writes_nothing(cli: Cli, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown intermediary or a bad --valid exits 2 with a reason; a good one prints a code."""
+    monkeypatch.setenv("PLAYBOOK_DATABASE_URL", f"sqlite:///{tmp_path / 'invite.db'}")
+    config = str(ROOT / "examples" / "playbook.toml")
+    unknown = cli("directory", "invite", "nobody", "--config", config)
+    assert unknown.code == 2
+    assert "nobody: no intermediary with this id in the directory — use an id" in unknown.err
+    bad = cli("directory", "invite", "imam-karim", "--valid", "5x", "--config", config)
+    assert bad.code == 2
+    assert bad.err.startswith("--valid: ")
+    assert "Traceback" not in unknown.err + bad.err
+    good = cli("directory", "invite", "imam-karim", "--valid", "48h", "--config", config)
+    assert good.code == 0
+    assert "/start " in good.out

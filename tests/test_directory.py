@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, Cli
 from drive import checked, example_directory
 from playbook.audience import select
-from playbook.directory import Directory, Recipient, Staff, assign_roles, route
+from playbook.directory import Directory, Staff, assign_roles
 from playbook.directoryfile import load_directory
 from playbook.errors import BadInput
 
@@ -111,23 +111,6 @@ def test_audiences_select_by_community_and_parameter() -> None:
     step = next(s for s in checked().playbook.message_steps() if s.id == "brief-intermediaries")
     chosen = select(step.to, directory, {"community": "ukrainian_community"}, {})
     assert sorted(r.id for r in chosen) == ["intermediary:olena-k", "intermediary:taras-b"]
-
-
-def test_route_keeps_exercises_in_the_sandbox() -> None:
-    """Only a drill participant's own channel is real in an exercise; all else is sandboxed."""
-    staff = Recipient("staff:ann", "Ann", "staff", ("en",), (("telegram", "1"),))
-    public = Recipient("public:tg:en", "Channel", "public", ("en",), (("telegram", "@c"),))
-    players = frozenset({"ann"})
-
-    def where(r: Recipient, channel: str, address: str, exercise: bool) -> tuple[str, str]:
-        return route(r, channel, address, exercise=exercise, incident_id="2026-0001",
-                     participants=players)
-
-    assert where(staff, "telegram", "1", True) == ("telegram", "1")
-    assert where(public, "telegram", "@c", True) == ("console", "exercise/2026-0001")
-    assert where(public, "telegram", "@c", False) == ("telegram", "@c")
-    outsider = Recipient("staff:bob", "Bob", "staff", ("en",), (("telegram", "2"),))
-    assert where(outsider, "telegram", "2", True)[0] == "console"
 
 
 def test_a_person_needs_a_way_to_be_reached() -> None:

@@ -11,17 +11,19 @@ SRC = ROOT / "src" / "playbook"
 
 LAYERS = {
     "core": {"errors", "duration", "model", "render", "checks", "plan", "delivery", "directory",
-             "events", "cap", "version", "catalog", "language", "audience", "phrases", "i18n"},
+             "events", "cap", "version", "catalog", "language", "audience", "phrases", "i18n",
+             "scenario", "report", "reportdoc", "isolation"},
     "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "fanout",
-                      "listening", "buttons", "links", "desk", "wizard"},
+                      "listening", "buttons", "links", "desk", "wizard", "drill"},
     "edge": {"atomicfile", "yamlfile", "loader", "config", "directoryfile", "store",
              "migrations.__init__", "migrations.versions.__init__", "migrations.env",
              "migrations.versions.0001_initial", "migrations.versions.0002_acks",
              "migrations.versions.0003_bot", "tables", "chatstore", "scheduler",
-             "fake_telegram", "fake_telegram_http", "service", "bot",
+             "fake_telegram", "fake_telegram_http", "service", "bot", "scenariofile",
              "channels.__init__", "channels.console", "channels.telegram", "channels.email",
              "channels.webhook", "channels.cap"},
-    "cli": {"cli", "commands", "directorycli", "outreach", "plancli", "i18ntool", "__main__",
+    "cli": {"cli", "commands", "directorycli", "outreach", "plancli", "i18ntool", "drillcli",
+            "__main__",
             "__init__"},
 }
 RANK = {"core": 0, "orchestration": 1, "edge": 2, "cli": 3}
@@ -35,7 +37,7 @@ EDGE_LIBRARIES = {"atomicfile": set(), "yamlfile": {"ruamel"}, "loader": set(), 
                   "migrations.versions.0003_bot": {"alembic", "sqlalchemy"},
                   "tables": {"sqlalchemy"}, "chatstore": {"sqlalchemy"},
                   "scheduler": {"apscheduler"}, "fake_telegram": set(),
-                  "fake_telegram_http": set(), "service": set(),
+                  "fake_telegram_http": set(), "service": set(), "scenariofile": set(),
                   "bot": {"telegram"},
                   "channels.__init__": set(), "channels.console": set(),
                   "channels.telegram": {"telegram"}, "channels.email": set(),
@@ -43,6 +45,7 @@ EDGE_LIBRARIES = {"atomicfile": set(), "yamlfile": {"ruamel"}, "loader": set(), 
                   "cli": {"typer", "rich"}, "commands": {"typer", "rich"},
                   "directorycli": {"typer", "rich"}, "outreach": {"typer", "rich"},
                   "plancli": {"typer", "rich"}, "i18ntool": set(),
+                  "drillcli": {"typer", "rich"},
                   "__main__": set(), "__init__": set()}
 
 

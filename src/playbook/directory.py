@@ -19,8 +19,6 @@ PersonId = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}
 Tag = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 ChatId = Annotated[StrictStr, Field(pattern=r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")]
 Email = Annotated[StrictStr, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")]
-PERSONAL_CHANNELS = ("telegram", "email")
-SANDBOX_CHANNEL = "console"
 
 
 class _Entry(BaseModel):
@@ -153,18 +151,3 @@ def _covering(playbook: Playbook, found: Mapping[str, Assignment], role: str) ->
         seen.add(nxt)
         nxt = playbook.roles[nxt].backup
     return None
-
-
-def route(recipient: Recipient, channel: str, address: str, *, exercise: bool,
-          incident_id: str, participants: frozenset[str]) -> tuple[str, str]:
-    """Where a delivery may actually go: the one place that keeps exercises away from people.
-
-    In an exercise only drill participants are reached, on their own personal channels; every
-    other recipient and every public channel lands in the incident's sandbox instead.
-    """
-    if not exercise:
-        return channel, address
-    person = recipient.id.split(":", 1)[1] if recipient.kind == "staff" else None
-    if person is not None and person in participants and channel in PERSONAL_CHANNELS:
-        return channel, address
-    return SANDBOX_CHANNEL, f"exercise/{incident_id}"

@@ -27,10 +27,12 @@ from playbook.fanout import (
     role_briefing,
     subject,
 )
+from playbook.isolation import reachable, seal
 from playbook.model import InjectStep, MessageStep, Playbook, TaskStep, TriggerEvent
 from playbook.plan import due_after_event, due_at
 from playbook.ports import DraftRow, IncidentRow, Mode, ScheduleRow, Store, TaskRow, Tx
 from playbook.render import TemplateError, TemplateLibrary
+from playbook.scenario import met
 from playbook.version import Version, freeze
 
 
@@ -63,8 +65,15 @@ class Engine:
 
     def activate(self, playbook: Playbook, templates: TemplateLibrary, *, city: Mapping[str, str],
                  timezone: str, params: Mapping[str, Any], actor: str, now: datetime,
-                 mode: Mode = "actual", participants: Sequence[str] = ()) -> IncidentRow:
-        """Open an incident, fill its roles, brief the role holders and fire what is due now."""
+                 mode: Mode = "actual", participants: Sequence[str] = (),
+                 clock: Mapping[str, Any] | None = None,
+                 scenario: Mapping[str, Any] | None = None) -> IncidentRow:
+        """Open an incident, fill its roles, brief the role holders and fire what is due now.
+
+        A drill on a scaled clock records it (`clock`: speed and wall time), so every process
+        can tell its scenario time; a drill's `scenario` (objectives, injects) is logged for
+        the after-action report.
+        """
         version, document = freeze(playbook, templates, city, timezone)
         with self.store.begin() as tx:
             incident = IncidentRow(
@@ -75,7 +84,10 @@ class Engine:
             tx.insert_incident(incident)
             tx.append(incident.id, "activated", now, actor=actor, data={
                 "playbook": playbook.id, "version": version, "mode": mode,
-                "params": incident.params, "participants": list(participants)})
+                "params": incident.params, "participants": list(participants),
+                **({"clock": dict(clock)} if clock else {})})
+            if scenario is not None:
+                tx.append(incident.id, "scenario", now, actor=actor, data=dict(scenario))
             assignments = assign_roles(playbook, self.directory)
             tx.insert_assignments(incident.id, assignments)
             thawed = self.version(incident)
@@ -83,14 +95,14 @@ class Engine:
                 tx.append(incident.id, "assigned", now, data={
                     "role": a.role, "holder": a.holder, "backup": a.backup, "note": a.note})
                 if a.holder:
-                    tx.enqueue(notice(incident, self.directory, a.holder,
-                                      role_briefing(incident, thawed, a.role),
-                                      f"{incident.id}/briefing/{a.role}", now), now)
+                    self.send(tx, notice(incident, self.directory, a.holder,
+                                         role_briefing(incident, thawed, a.role),
+                                         f"{incident.id}/briefing/{a.role}", now), now)
             for step in playbook.steps:
                 when = due_at(step, now)
                 if when is not None:
                     tx.add_schedule(incident.id, step.id, when, 1)
-        self.tick(now)
+        self.tick(now, only=incident.id)
         return incident
 
     def version(self, incident: IncidentRow) -> Version:
@@ -110,31 +122,34 @@ class Engine:
 
     # the schedule
 
-    def tick(self, now: datetime) -> int:
-        """Fire every step that is due, escalate late approvals, flag overdue tasks."""
+    def tick(self, now: datetime, only: str | None = None) -> int:
+        """Fire every step that is due, escalate late approvals, flag overdue tasks.
+
+        `only` limits the tick to one incident: a drill's clock must not move real incidents.
+        """
         fired = 0
         while True:
             with self.store.begin() as tx:
-                rows = tx.due(now, limit=1)
+                rows = tx.due(now, limit=1, only=only)
                 if not rows:
                     break
                 if tx.claim_schedule(rows[0].id, "fired", now):
                     self._fire(tx, rows[0], now)
                     fired += 1
         with self.store.begin() as tx:
-            self._escalate_approvals(tx, now)
-            listening.chase(self, tx, now)
-            for task in tx.overdue_tasks(now):
+            self._escalate_approvals(tx, now, only)
+            listening.chase(self, tx, now, only)
+            for task in tx.overdue_tasks(now, only):
                 tx.update_task(task.incident_id, task.step_id, task.number, overdue=True)
                 tx.append(task.incident_id, "overdue", now, step_id=task.step_id, data={
                     "number": task.number, "role": task.role, "holder": task.holder,
                     "due_by": task.due_by.isoformat() if task.due_by else None})
         return fired
 
-    def next_wake(self) -> datetime | None:
-        """When the engine next has something to do."""
+    def next_wake(self, only: str | None = None) -> datetime | None:
+        """When the engine next has something to do (for one incident, with `only`)."""
         with self.store.begin() as tx:
-            return tx.next_wake()
+            return tx.next_wake(only)
 
     def _fire(self, tx: Tx, row: ScheduleRow, now: datetime) -> None:
         incident = self.incident(tx, row.incident_id)
@@ -185,14 +200,29 @@ class Engine:
             tx.append(incident.id, "skipped", now, step_id=step.id,
                       data={"reason": "injects only run in exercises"})
             return
+        if step.unless:
+            first = next((e for e in tx.events(incident.id)
+                          if e.kind == "inject" and e.step_id == step.unless), None)
+            main = self.version(incident).step(step.unless)
+            if first is not None and isinstance(main, InjectStep) and met(
+                    main, first.at, tx.events(incident.id)):
+                tx.append(incident.id, "skipped", now, step_id=step.id, data={
+                    "reason": "expected action taken", "unless": step.unless})
+                return
         holders = self.holders(tx, incident.id)
-        people = {holders.get(r) for r in (step.roles or tuple(holders))} - {None}
-        tx.append(incident.id, "inject", now, step_id=step.id,
-                  data={"text": step.inject, "to": sorted(p for p in people if p)})
-        for person in sorted(p for p in people if p):
-            self.send(tx, notice(incident, self.directory, person, f"<b>Inject</b>\n"
-                                  f"{esc(step.inject)}", f"{incident.id}/{step.id}/{person}",
-                                  now, step.id), now)
+        people = sorted({p for r in (step.roles or tuple(holders)) if (p := holders.get(r))})
+        tx.append(incident.id, "inject", now, step_id=step.id, data={
+            "text": step.inject, "to": people, "role": ",".join(step.roles),
+            "sender": step.sender, "channel": step.channel, "objective": step.objective,
+            "expect": step.expect.model_dump(mode="json") if step.expect else None,
+            "backup_for": step.unless})
+        source = " · ".join(esc(p) for p in (step.channel or "", step.sender) if p)
+        for person in people:
+            self.send(tx, self._answer_button(tx, notice(
+                incident, self.directory, person,
+                f"<b>Inject</b>{' — ' + source if source else ''}\n{esc(step.inject)}\n\n"
+                f"Answer: <code>playbook answer {incident.id} {step.id} \"...\"</code>",
+                f"{incident.id}/{step.id}/{person}", now, step.id), step.id, now), now)
 
     # messages
 
@@ -277,9 +307,9 @@ class Engine:
                 f"{incident.id}/{step.id}/{number}/r{revision}/approve", now, step.id),
                 step.id, number, now), now)
 
-    def _escalate_approvals(self, tx: Tx, now: datetime) -> None:
+    def _escalate_approvals(self, tx: Tx, now: datetime, only: str | None) -> None:
         seen: set[tuple[str, str, int]] = set()
-        for draft in tx.drafts_to_escalate(now):
+        for draft in tx.drafts_to_escalate(now, only):
             tx.update_draft(draft.id, escalated=True)
             occurrence = (draft.incident_id, draft.step_id, draft.number)
             if occurrence in seen:
@@ -352,9 +382,21 @@ class Engine:
 
     # helpers
 
-    def send(self, tx: Tx, deliveries: Sequence[Any], now: datetime) -> int:
-        """Queue deliveries (each once) and wake the dispatcher."""
-        added = tx.enqueue(deliveries, now)
+    def send(self, tx: Tx, deliveries: Sequence[Delivery], now: datetime) -> int:
+        """Queue deliveries (each once) and wake the dispatcher: the only way into the outbox.
+
+        Each passes `isolation.seal`, so an exercise reaches only its participants' own chats
+        and its sandbox, whatever built the delivery.
+        """
+        gates: dict[str, tuple[bool, frozenset[tuple[str, str]]]] = {}
+        for d in deliveries:
+            if d.incident_id not in gates:
+                incident = self.incident(tx, d.incident_id)
+                gates[d.incident_id] = (incident.exercise, reachable(
+                    self.directory, incident.participants) if incident.exercise else frozenset())
+        sealed = [seal(d, exercise=gates[d.incident_id][0], incident_id=d.incident_id,
+                       allowed=gates[d.incident_id][1]) for d in deliveries]
+        added = tx.enqueue(sealed, now)
         if added:
             self.on_enqueue()
         return added
@@ -367,6 +409,14 @@ class Engine:
             tx, d.recipient_id, "review", {"incident": d.incident_id, "step": step_id,
                                            "number": number}, now))]])
                 if d.channel == "telegram" else d for d in deliveries]
+
+    @staticmethod
+    def _answer_button(tx: Tx, deliveries: Sequence[Delivery], step_id: str,
+                       now: datetime) -> list[Delivery]:
+        """Injects on Telegram get a button that asks the player for their answer."""
+        return [buttons.attach(d, [[("Answer", buttons.make(
+            tx, d.recipient_id, "inject.answer", {"incident": d.incident_id, "step": step_id},
+            now))]]) if d.channel == "telegram" else d for d in deliveries]
 
     @staticmethod
     def holders(tx: Tx, incident_id: str) -> dict[str, str | None]:

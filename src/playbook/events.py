@@ -21,7 +21,7 @@ KINDS = frozenset({
     "approval_escalated", "approved", "rejected", "edited", "enqueued", "sent", "failed",
     "dead", "unknown_outcome", "acked", "concern", "inject", "task_done", "overdue", "logged",
     "escalated", "de_escalated", "stood_down", "closed", "channel_inactive", "reminded",
-    "ack_overdue",
+    "ack_overdue", "scenario", "answered", "paused", "resumed", "rated",
 })
 
 

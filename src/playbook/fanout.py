@@ -1,7 +1,8 @@
 """From a rendered message and its audience to outbox rows: one per recipient, language, channel.
 
-Every row passes through `directory.route`, the one place that keeps an exercise away from real
-people, and carries an idempotency key, so enqueueing the same occurrence twice adds nothing.
+Every row carries an idempotency key, so enqueueing the same occurrence twice adds nothing. Rows
+are addressed as the directory says; `isolation.seal`, on the way into the outbox, is what keeps
+an exercise away from real people.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from datetime import UTC, datetime
 
 from playbook.audience import available, channels_for, choice_for
 from playbook.delivery import Delivery, plain_text
-from playbook.directory import Directory, Recipient, route
+from playbook.directory import Directory, Recipient
 from playbook.duration import format_duration
 from playbook.model import IncidentKind, MessageStep, TaskStep
 from playbook.plan import due_at
 from playbook.ports import IncidentRow
-from playbook.render import EXERCISE_BANNER, exercise_banner
+from playbook.render import EXERCISE_BANNER
 from playbook.version import Version
 
 ENGINE_STEP = "_engine"
@@ -100,8 +101,6 @@ def notice(incident: IncidentRow, directory: Directory, person: str, text: str, 
     recipient = Recipient(f"staff:{member.id}", member.name, "staff", tuple(member.languages),
                           member.addresses())
     lang = "en"  # the engine's own notices are English until the bot's catalogs translate them
-    if incident.exercise:
-        text = f"{exercise_banner(lang)}\n\n{text}"
     channel, address = recipient.addresses[0]
     return [delivery(incident, step_id, 0, recipient, lang, channel, address, text, now, {},
                       key=key)]
@@ -134,13 +133,10 @@ def esc(text: str) -> str:
 def delivery(incident: IncidentRow, step_id: str, number: int, recipient: Recipient, lang: str,
               channel: str, address: str, text: str, now: datetime, meta: dict[str, str],
               key: str | None = None) -> Delivery:
-    """One outbox row, sent where `directory.route` allows (an exercise never reaches people)."""
-    routed_channel, routed_address = route(
-        recipient, channel, address, exercise=incident.exercise, incident_id=incident.id,
-        participants=frozenset(incident.participants))
+    """One outbox row, addressed as the directory says (`isolation.seal` decides in a drill)."""
     return Delivery(
         key=key or f"{incident.id}/{step_id}/{number}/{recipient.id}/{lang}/{channel}",
         incident_id=incident.id, exercise=incident.exercise, step_id=step_id, number=number,
         recipient_id=recipient.id, recipient_name=recipient.name, lang=lang,
-        channel=routed_channel, address=routed_address, subject=subject(text), text=text,
+        channel=channel, address=address, subject=subject(text), text=text,
         created_at=now, meta=meta)

@@ -18,6 +18,7 @@ from playbook.audience import person
 from playbook.directory import Intermediary, Recipient
 from playbook.errors import BadInput
 from playbook.fanout import delivery, esc, notice
+from playbook.isolation import strip_banner
 from playbook.language import choose
 from playbook.model import MessageStep
 from playbook.phrases import new_code, phrase, read_code
@@ -52,9 +53,9 @@ def ask(tx: Tx, incident: IncidentRow, step: MessageStep, number: int,
             if (a.step_id, a.number) == (step.id, number) and a.recipient_id in wanted}
 
 
-def chase(engine: Engine, tx: Tx, now: datetime) -> int:
+def chase(engine: Engine, tx: Tx, now: datetime, only: str | None = None) -> int:
     """Remind or escalate every confirmation past its deadline; returns how many moved on."""
-    rows = tx.acks_due(now)
+    rows = tx.acks_due(now, only=only)
     for ack in rows:
         incident = engine.incident(tx, ack.incident_id)
         step = engine.version(incident).step(ack.step_id)
@@ -77,7 +78,8 @@ def _remind(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageStep, ac
         d = row.delivery
         if not d.key.endswith(("/reminder", "/backup")):
             note = f"<b>{esc(phrase('reminder', d.lang))}</b>"
-            again.append(replace(d, key=f"{d.key}/reminder", text=f"{note}\n\n{d.text}",
+            again.append(replace(d, key=f"{d.key}/reminder",
+                                 text=f"{note}\n\n{strip_banner(d.text)}",
                                  created_at=now))
     engine.send(tx, again, now)
     tx.update_ack(ack, stage=1, due_at=now + step.ack_within)
@@ -158,7 +160,7 @@ def _brief_backup(engine: Engine, tx: Tx, incident: IncidentRow, step: MessageSt
     note = f"<b>{esc(phrase('backup', lang, name=ack.recipient_name))}</b>"
     out = [replace(d, key=f"{d.key}/backup") for d in (
         delivery(incident, step.id, ack.number, backup, lang, channel, address,
-                 f"{note}\n\n{texts[lang]}", now, {"ack_token": token})
+                 f"{note}\n\n{strip_banner(texts[lang])}", now, {"ack_token": token})
         for channel, address in backup.addresses[:1])]
     engine.send(tx, out, now)
     return True

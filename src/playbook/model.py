@@ -294,11 +294,40 @@ class MessageStep(_Step):
         return self
 
 
+ExpectedAction = Literal["answer", "approve", "task", "message", "log", "escalate", "stand_down"]
+InjectChannel = Literal["phone", "telegram", "email", "social_media", "in_person", "radio",
+                        "press"]
+
+
+class Expectation(_Frozen):
+    """What the players should do about an inject, and by when (the evaluator's yardstick)."""
+
+    action: ExpectedAction = Field(description=(
+        "answer: reply to the inject; approve / task / message: that playbook step is approved, "
+        "done or sent; log: a log entry; escalate / stand_down: that event."))
+    step: StepId | None = Field(default=None, description="The step for approve, task, message.")
+    within: Duration = Field(description="Time allowed after the inject arrives.")
+
+    @model_validator(mode="after")
+    def _step_named(self) -> Expectation:
+        if (self.action in ("approve", "task", "message")) != (self.step is not None):
+            raise ValueError("`step` names the playbook step for approve, task and message, "
+                             "and only for them")
+        return self
+
+
 class InjectStep(_Step):
     """A scenario development delivered to players in a drill; ignored in actual incidents."""
 
     inject: Text
-    roles: tuple[Slug, ...] = ()
+    roles: tuple[Slug, ...] = Field(default=(), description="Who receives it (default: all).")
+    sender: StrictStr = Field(default="", description="The simulated sender, e.g. a reporter.")
+    channel: InjectChannel | None = Field(
+        default=None, description="How it reaches the player in the story (a call, a post).")
+    expect: Expectation | None = None
+    objective: Slug | None = Field(default=None, description="The exercise objective it tests.")
+    unless: StepId | None = Field(default=None, description=(
+        "A backup inject: skipped if the expected action of this earlier inject was taken."))
 
 
 def _step_kind(value: Any) -> str | None:

@@ -176,8 +176,10 @@ class StoreTx(ChatRecords):
             incident_id=incident_id, step_id=step_id, number=number, due_at=due_at,
             state="pending").on_conflict_do_nothing())
 
-    def due(self, now: datetime, limit: int = 100) -> list[ScheduleRow]:
-        query = (schedule.select().where(schedule.c.state == "pending", schedule.c.due_at <= now)
+    def due(self, now: datetime, limit: int = 100, only: str | None = None,
+            ) -> list[ScheduleRow]:
+        query = (_live(schedule.select().where(schedule.c.state == "pending",
+                                               schedule.c.due_at <= now), schedule, only)
                  .order_by(schedule.c.due_at, schedule.c.id).limit(limit))
         if self.pg:
             query = query.with_for_update(skip_locked=True)
@@ -195,6 +197,16 @@ class StoreTx(ChatRecords):
             schedule.c.step_id.in_(list(step_ids))).values(state="cancelled"))
         return int(done.rowcount)
 
+    def stop_all(self, incident_id: str) -> tuple[int, int]:
+        """Cancel every pending step and every unsent delivery of an incident: a "no play" stop."""
+        steps = self.conn.execute(schedule.update().where(
+            schedule.c.incident_id == incident_id, schedule.c.state == "pending").values(
+                state="cancelled"))
+        unsent = self.conn.execute(outbox.update().where(
+            outbox.c.incident_id == incident_id, outbox.c.state == "queued").values(
+                state="cancelled", last_error="the exercise was ended"))
+        return int(steps.rowcount), int(unsent.rowcount)
+
     def schedule(self, incident_id: str) -> list[ScheduleRow]:
         query = schedule.select().where(schedule.c.incident_id == incident_id).order_by(
             schedule.c.due_at, schedule.c.id)
@@ -209,9 +221,9 @@ class StoreTx(ChatRecords):
             tasks.c.due_by, tasks.c.step_id)
         return [_row(TaskRow, r) for r in self.conn.execute(query)]
 
-    def overdue_tasks(self, now: datetime) -> list[TaskRow]:
-        query = tasks.select().where(tasks.c.done_at.is_(None), tasks.c.overdue.is_(False),
-                                     tasks.c.due_by <= now)
+    def overdue_tasks(self, now: datetime, only: str | None = None) -> list[TaskRow]:
+        query = _live(tasks.select().where(tasks.c.done_at.is_(None), tasks.c.overdue.is_(False),
+                                           tasks.c.due_by <= now), tasks, only)
         return [_row(TaskRow, r) for r in self.conn.execute(query)]
 
     def update_task(self, incident_id: str, step_id: str, number: int, **changes: Any) -> None:
@@ -233,9 +245,10 @@ class StoreTx(ChatRecords):
             query = query.where(drafts.c.state == state)
         return [_row(DraftRow, r) for r in self.conn.execute(query)]
 
-    def drafts_to_escalate(self, now: datetime) -> list[DraftRow]:
-        query = drafts.select().where(drafts.c.state == "pending",
-                                      drafts.c.escalated.is_(False), drafts.c.escalate_at <= now)
+    def drafts_to_escalate(self, now: datetime, only: str | None = None) -> list[DraftRow]:
+        query = _live(drafts.select().where(drafts.c.state == "pending",
+                                            drafts.c.escalated.is_(False),
+                                            drafts.c.escalate_at <= now), drafts, only)
         return [_row(DraftRow, r) for r in self.conn.execute(query.order_by(drafts.c.id))]
 
     def update_draft(self, draft_id: int, **changes: Any) -> None:
@@ -337,9 +350,10 @@ class StoreTx(ChatRecords):
             acks.c.asked_at, acks.c.step_id, acks.c.number, acks.c.recipient_id)
         return [_row(AckRow, r) for r in self.conn.execute(query)]
 
-    def acks_due(self, now: datetime, limit: int = 100) -> list[AckRow]:
-        query = (acks.select().where(acks.c.acked_at.is_(None), acks.c.stage < 2,
-                                     acks.c.due_at <= now)
+    def acks_due(self, now: datetime, limit: int = 100, only: str | None = None,
+                 ) -> list[AckRow]:
+        query = (_live(acks.select().where(acks.c.acked_at.is_(None), acks.c.stage < 2,
+                                           acks.c.due_at <= now), acks, only)
                  .order_by(acks.c.due_at).limit(limit))
         if self.pg:
             query = query.with_for_update(skip_locked=True)
@@ -372,15 +386,16 @@ class StoreTx(ChatRecords):
             .group_by(outbox.c.incident_id).order_by(sa.func.max(outbox.c.id).desc()))
         return [str(r[0]) for r in self.conn.execute(query)]
 
-    def next_wake(self) -> datetime | None:
+    def next_wake(self, only: str | None = None) -> datetime | None:
         candidates = [
-            sa.select(sa.func.min(acks.c.due_at)).where(acks.c.acked_at.is_(None),
-                                                        acks.c.stage < 2),
-            sa.select(sa.func.min(schedule.c.due_at)).where(schedule.c.state == "pending"),
-            sa.select(sa.func.min(drafts.c.escalate_at)).where(
-                drafts.c.state == "pending", drafts.c.escalated.is_(False)),
-            sa.select(sa.func.min(tasks.c.due_by)).where(
-                tasks.c.done_at.is_(None), tasks.c.overdue.is_(False)),
+            _live(sa.select(sa.func.min(acks.c.due_at)).where(
+                acks.c.acked_at.is_(None), acks.c.stage < 2), acks, only),
+            _live(sa.select(sa.func.min(schedule.c.due_at)).where(
+                schedule.c.state == "pending"), schedule, only),
+            _live(sa.select(sa.func.min(drafts.c.escalate_at)).where(
+                drafts.c.state == "pending", drafts.c.escalated.is_(False)), drafts, only),
+            _live(sa.select(sa.func.min(tasks.c.due_by)).where(
+                tasks.c.done_at.is_(None), tasks.c.overdue.is_(False)), tasks, only),
         ]
         found = [self.conn.scalar(q) for q in candidates]
         return min((t for t in found if t is not None), default=None)
@@ -390,3 +405,15 @@ class StoreTx(ChatRecords):
         delivery = Delivery(**{f.name: r._mapping[f.name] for f in dataclasses.fields(Delivery)})
         return OutboxRow(r.id, delivery, r.state, r.attempts, r.next_attempt_at, r.last_error,
                          r.reclaimed, r.unknown_outcomes)
+
+
+def _live(query: Any, table: sa.Table, only: str | None) -> Any:
+    """Leave paused drills alone; `only` keeps a drill's own clock to its own incident.
+
+    A drill's virtual or scaled clock runs ahead of the wall clock, so ticking every incident
+    with it would fire real incidents' steps early.
+    """
+    paused = sa.select(incidents.c.id).where(incidents.c.state == "paused")
+    query = query.where(table.c.incident_id.not_in(paused))
+    return query if only is None else query.where(table.c.incident_id == only)
+

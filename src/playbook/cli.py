@@ -354,4 +354,4 @@ def main() -> None:
 
 
 # The other commands live in their own modules; importing them registers them on `app`.
-from playbook import commands, outreach, plancli  # noqa: E402, F401
+from playbook import commands, drillcli, outreach, plancli  # noqa: E402, F401

@@ -111,8 +111,11 @@ class Dispatcher:
                  worker: str = "dispatcher", settings: DispatchSettings | None = None,
                  pacer: Pacer | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 on_gone: Callable[[Tx, Delivery, str, datetime], None] | None = None) -> None:
+                 on_gone: Callable[[Tx, Delivery, str, datetime], None] | None = None,
+                 only: str | None = None) -> None:
         self.store = store
+        self.only = only
+        """One incident's rows only: a drill's clock must not send real messages early."""
         self.channels = channels
         self.clock = clock
         self.worker = worker
@@ -128,7 +131,8 @@ class Dispatcher:
         """Claim one batch, send it, record it; returns how many rows were claimed."""
         now = self.clock.now()
         with self.store.begin() as tx:
-            rows = tx.claim(now, self.worker, now + self.settings.lease, self.settings.batch)
+            rows = tx.claim(now, self.worker, now + self.settings.lease, self.settings.batch,
+                            self.only)
         if not rows:
             return 0
         self.stats.reclaimed += sum(1 for r in rows if r.reclaimed and r.state == "sending")

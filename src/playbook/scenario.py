@@ -117,8 +117,9 @@ class Scenario(_Frozen):
 
     @model_validator(mode="after")
     def _unique(self) -> Scenario:
-        for name, ids in (("objective", [o.id for o in self.objectives]),
-                          ("inject", [i.id for i in self.injects])):
+        steps = [i.id for i in self.injects] + [backup_id(i.id) for i in self.injects
+                                                if i.backup is not None]
+        for name, ids in (("objective", [o.id for o in self.objectives]), ("inject", steps)):
             twice = sorted({i for i in ids if ids.count(i) > 1})
             if twice:
                 raise ValueError(f"the {name} id `{twice[0]}` is used twice — ids must be unique")

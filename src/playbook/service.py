@@ -56,14 +56,15 @@ class Parts:
     channels: dict[str, Channel]
     notes: list[str] = field(default_factory=list)
 
-    def dispatcher(self, clock: Clock, worker: str | None = None) -> Dispatcher:
-        """A dispatcher over this installation's channels."""
+    def dispatcher(self, clock: Clock, worker: str | None = None,
+                   only: str | None = None) -> Dispatcher:
+        """A dispatcher over this installation's channels (for one incident, with `only`)."""
         dispatcher = Dispatcher(self.store, self.channels, clock,
                                 worker=worker or f"{socket.gethostname()}:{os.getpid()}",
                                 settings=DispatchSettings(
                                     max_attempts=self.settings.engine.max_attempts,
                                     lease=parse_duration(self.settings.engine.lease)),
-                                on_gone=self._gone)
+                                on_gone=self._gone, only=only)
         self.engine.on_enqueue = dispatcher.wake.set
         return dispatcher
 

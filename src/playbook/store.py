@@ -272,9 +272,11 @@ class StoreTx(ChatRecords):
         return inserted
 
     def claim(self, now: datetime, worker: str, lease_until: datetime,
-              limit: int) -> list[OutboxRow]:
+              limit: int, only: str | None = None) -> list[OutboxRow]:
         ready = sa.or_(sa.and_(outbox.c.state == "queued", outbox.c.next_attempt_at <= now),
                        sa.and_(outbox.c.state == "sending", outbox.c.lease_until < now))
+        if only is not None:
+            ready = sa.and_(ready, outbox.c.incident_id == only)
         query = sa.select(outbox.c.id, outbox.c.state).where(ready).order_by(
             outbox.c.next_attempt_at, outbox.c.id).limit(limit)
         if self.pg:

@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from telegram import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Message,
     Update,
     User,
@@ -42,7 +44,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from playbook import buttons, links, listening
+from playbook import buttons, drilldesk, links, listening
 from playbook.channels.telegram import split_html
 from playbook.clock import Clock
 from playbook.desk import ONCE, Ask, Button, Desk, Reply
@@ -57,7 +59,7 @@ from playbook.wizard import Wizard
 log = logging.getLogger(__name__)
 _BUTTON = re.compile(re.escape(ACK_PREFIX) + r"([A-Z2-9]{8}):([rs])")
 STAFF_COMMANDS = ("playbooks", "activate", "status", "tasks", "approvals", "log", "escalate",
-                  "standdown", "report")
+                  "standdown", "report", *drilldesk.CONTROLS)
 REFUSAL = N_("This bot serves the city's crisis communication team and its community "
              "partners, and I cannot take requests from this chat. To tell the city about a "
              "concern, send /concern followed by your message. For information call "
@@ -221,9 +223,27 @@ class TelegramBot:
             replies = [Reply(self._refusal(t))]
         elif row.action.startswith("act."):
             replies = self.wizard.press(who.staff, t, row.action, row.payload)
+        elif row.action in (*drilldesk.CONTROLS, "end.go", "inject.answer", "report"):
+            replies = self._drill_press(who.staff, t, row.action, row.payload)
         else:
             replies = self.desk.press(who.staff, t, row.action, row.payload)
         await self._send(update, who, replies)
+
+    def _drill_press(self, staff: Staff, t: Translator, action: str,
+                     payload: Mapping[str, Any]) -> list[Reply]:
+        """The drill's buttons: controls, the "no play" confirmation, inject answers."""
+        assert self.desk is not None
+        incident = str(payload.get("incident", ""))
+        try:
+            if action in drilldesk.CONTROLS:
+                return drilldesk.control(self.desk, staff, t, action, incident)
+            if action == "end.go":
+                return drilldesk.end_now(self.desk, staff, t, incident)
+            if action == "report":
+                return drilldesk.report(self.desk, staff, t, incident)
+            return drilldesk.ask_answer(t, payload)
+        except BadInput as exc:
+            return [Reply("⚠ " + esc("; ".join(p.message for p in exc.problems)))]
 
     async def _stale_button(self, update: Update,
                             context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -311,10 +331,13 @@ class TelegramBot:
                 replies = desk.event(staff, t, event, args.strip())
             elif command == "playbooks":
                 replies = desk.playbooks(staff, t)
+            elif command in drilldesk.CONTROLS:
+                replies = drilldesk.control(desk, staff, t, command, args.strip())
+            elif command == "report":
+                replies = drilldesk.report(desk, staff, t, args.strip())
             else:
                 replies = {"status": desk.status, "tasks": desk.tasks,
-                           "approvals": desk.approvals, "report": desk.report}[command](
-                               staff, t, args.strip())
+                           "approvals": desk.approvals}[command](staff, t, args.strip())
         except BadInput as exc:
             replies = [Reply("⚠ " + esc("; ".join(p.message for p in exc.problems)))]
         await self._send(update, who, replies)
@@ -363,8 +386,14 @@ class TelegramBot:
         t = translator(who.locale)
         ask = self.asking.pop(who.id, None)
         if who.staff is not None and ask is not None and self.desk and self.wizard:
-            answer = self.wizard.answer if ask.action.startswith("act.") else self.desk.answer
-            await self._send(update, who, answer(who.staff, t, ask, message.text or ""))
+            text = message.text or ""
+            if ask.action == "inject.answer":
+                replies = drilldesk.answer(self.desk, who.staff, t, ask.payload, text)
+            elif ask.action.startswith("act."):
+                replies = self.wizard.answer(who.staff, t, ask, text)
+            else:
+                replies = self.desk.answer(who.staff, t, ask, text)
+            await self._send(update, who, replies)
         elif who.staff is not None:
             await self._send(update, who, [Reply(t.gettext(
                 "To write in the incident log, send /log followed by the text. /help lists "
@@ -406,6 +435,12 @@ class TelegramBot:
                         b.label, callback_data=buttons.make(tx, who.id, b.action, b.payload,
                                                             now)) for b in row]
                         for row in reply.buttons])
+            if reply.document is not None:
+                name, content = reply.document
+                await _retry(partial(self.app.bot.send_document, chat.id,
+                                     InputFile(content, filename=name), caption=reply.text,
+                                     parse_mode=ParseMode.HTML))
+                continue
             parts = split_html(reply.text)
             for number, part in enumerate(parts):
                 await _retry(partial(self.app.bot.send_message, chat.id, part,

@@ -20,6 +20,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from playbook import drill
 from playbook.approvals import Approvals
 from playbook.audience import missing_public
 from playbook.cap import CapAlert, alert_xml, merge_alert
@@ -51,6 +52,11 @@ def _parts(config: Path | None) -> Parts:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _at(parts: Parts, incident: str) -> datetime:
+    """When an action on an incident happens: scenario time in a scaled drill."""
+    return drill.now_for(parts.engine, incident, _now())
 
 
 def _actor(value: str | None, *, required: bool = True) -> str:
@@ -213,7 +219,7 @@ def approve(
 ) -> None:
     """Approve a draft (all its languages, or one); it is sent at once."""
     parts = _parts(config)
-    done = Approvals(parts.engine).approve(incident, step, actor=_actor(actor), now=_now(),
+    done = Approvals(parts.engine).approve(incident, step, actor=_actor(actor), now=_at(parts, incident),
                                            lang=lang)
     _send_now(parts)
     _out().print(f"Approved {step} in {', '.join(d.lang for d in done)}; sent.")
@@ -231,7 +237,7 @@ def reject(
     """Reject a draft; fix it with `playbook edit` and approve the new version."""
     parts = _parts(config)
     done = Approvals(parts.engine).reject(incident, step, actor=_actor(actor), reason=reason,
-                                          now=_now(), lang=lang)
+                                          now=_at(parts, incident), lang=lang)
     _out().print(f"Rejected {step} in {', '.join(d.lang for d in done)}.")
 
 
@@ -249,7 +255,7 @@ def edit(
         raise BadInput.one("--param", "nothing to change", 'add --param location="..."')
     parts = _parts(config)
     revision = Approvals(parts.engine).edit(incident, step, actor=_actor(actor),
-                                            raw=_parse_params(param), now=_now())
+                                            raw=_parse_params(param), now=_at(parts, incident))
     _send_now(parts)
     _out().print(f"Re-rendered {step} as revision {revision}; it needs approval again.")
 
@@ -264,14 +270,14 @@ def done(
 ) -> None:
     """Mark a task done, with a note for the log."""
     parts = _parts(config)
-    parts.engine.complete_task(incident, step, actor=_actor(actor), note=note, now=_now())
+    parts.engine.complete_task(incident, step, actor=_actor(actor), note=note, now=_at(parts, incident))
     _out().print(f"Task {step} done.")
 
 
 def _event(incident: str, event: TriggerEvent, actor: str | None, config: Path | None) -> None:
     parts = _parts(config)
     scheduled = parts.engine.event(incident, event, actor=_actor(actor, required=False),
-                                   now=_now())
+                                   now=_at(parts, incident))
     _send_now(parts)
     _out().print(f"{incident}: {event.replace('_', '-')}; {scheduled} follow-up step(s) "
                  "scheduled.")

@@ -15,6 +15,7 @@ from typing import Any
 
 from babel.dates import format_datetime
 
+from playbook import drill
 from playbook.approvals import Approvals, refusal
 from playbook.directory import Staff
 from playbook.engine import Engine
@@ -56,6 +57,8 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     ask: Ask | None = None
+    document: tuple[str, bytes] | None = None
+    """A file sent with the text as its caption: (file name, content)."""
 
 
 def say(text: str, *rows: tuple[Button, ...], ask: Ask | None = None) -> list[Reply]:
@@ -86,6 +89,10 @@ class Desk:
         self.timezone = timezone
         self.now = now
 
+    def at(self, incident_id: str) -> datetime:
+        """When an action on this incident happens: scenario time in a scaled drill."""
+        return drill.now_for(self.engine, incident_id, self.now())
+
     # commands
 
     def start(self, who: Staff, t: Translator) -> list[Reply]:
@@ -100,7 +107,8 @@ class Desk:
                  _("/approvals — drafts waiting for your approval"),
                  _("/log text — write an entry in the incident log"),
                  _("/escalate, /standdown — change an incident's course"),
-                 _("/report — the incident's report so far")]
+                 _("/pause, /resume, /end — control an exercise"),
+                 _("/report — the after-action report, as a file")]
         return say("\n".join(lines))
 
     def playbooks(self, who: Staff, t: Translator) -> list[Reply]:
@@ -120,7 +128,7 @@ class Desk:
         """One incident in detail, or a line for each open incident."""
         _ = t.gettext
         if not incident_id:
-            chosen = self._one_open(t, "status", {}, question=_("Open incidents:"))
+            chosen = self.one_open(t, "status", {}, question=_("Open incidents:"))
             if isinstance(chosen, list):
                 return chosen
             incident_id = chosen
@@ -207,13 +215,13 @@ class Desk:
             return say(_("A log entry holds at most 2,000 characters; yours has %(n)d.")
                        % t.isolate({"n": len(text)}))
         if not incident_id:
-            chosen = self._one_open(t, "log", {"text": text})
+            chosen = self.one_open(t, "log", {"text": text})
             if isinstance(chosen, list):
                 return chosen
             incident_id = chosen
         with self.engine.store.begin() as tx:
             incident = self.engine.incident(tx, incident_id)
-            event = tx.append(incident.id, "logged", self.now(), actor=who.id,
+            event = tx.append(incident.id, "logged", self.at(incident.id), actor=who.id,
                               data={"text": text, "via": "telegram"})
         return say(_("Logged in %(incident)s (entry %(seq)d).") % t.isolate({
             "incident": esc(incident.id), "seq": event.seq}))
@@ -262,13 +270,13 @@ class Desk:
         """Ask to confirm a stand-down or an escalation."""
         _ = t.gettext
         if not incident_id:
-            chosen = self._one_open(t, "event", {"event": event})
+            chosen = self.one_open(t, "event", {"event": event})
             if isinstance(chosen, list):
                 return chosen
             incident_id = chosen
-        incident = self._led(who, incident_id)
+        incident = self.led(who, incident_id)
         if incident is None:
-            return say(self._not_lead(t))
+            return say(self.not_lead(t))
         question = (_("Stand down %(incident)s? Repeating updates stop and the stand-down "
                       "steps begin.") if event == "stand_down" else
                     _("Escalate %(incident)s? The steps waiting for escalation begin."))
@@ -278,33 +286,6 @@ class Desk:
                    (Button(label, "event.go", {"incident": incident.id, "event": event}),
                     Button(_("Cancel"), "cancel")))
 
-    def report(self, who: Staff, t: Translator, incident_id: str = "") -> list[Reply]:
-        """The incident so far, from its log: what happened when, and the open ends."""
-        _ = t.gettext
-        if not incident_id:
-            chosen = self._one_open(t, "report", {}, closed_too=True)
-            if isinstance(chosen, list):
-                return chosen
-            incident_id = chosen
-        with self.engine.store.begin() as tx:
-            incident = self.engine.incident(tx, incident_id)
-            events = tx.events(incident_id)
-        zone = self.engine.version(incident).zone
-        lines = [f"{mode_label(t, incident)} · <b>" + _("Report") + f"</b> {esc(incident.id)} "
-                 f"{esc(incident.title)}", ""]
-        sent: dict[str, int] = {}
-        for e in events:
-            if e.kind == "sent":
-                sent[e.step_id] = sent.get(e.step_id, 0) + 1
-                continue
-            line = _timeline(t, e.kind, e.step_id, e.actor, e.data)
-            if line:
-                lines.append(f"{e.at.astimezone(zone):%H:%M} {line}")
-        lines += ["", "<b>" + _("Messages sent") + "</b>"]
-        lines += [f"• <code>{esc(step)}</code>: {n}" for step, n in sorted(sent.items())] or [
-            "• " + _("none yet")]
-        return say("\n".join(lines))
-
     # buttons and answers
 
     def press(self, who: Staff, t: Translator, action: str,
@@ -313,9 +294,8 @@ class Desk:
         _ = t.gettext
         incident = str(payload.get("incident", ""))
         try:
-            if action in ("status", "tasks", "report"):
-                return {"status": self.status, "tasks": self.tasks,
-                        "report": self.report}[action](who, t, incident)
+            if action in ("status", "tasks"):
+                return {"status": self.status, "tasks": self.tasks}[action](who, t, incident)
             if action in ("approvals", "review"):
                 number = payload.get("number")
                 return self.approvals(who, t, incident, str(payload.get("step", "")),
@@ -360,14 +340,14 @@ class Desk:
             if ask.action == "reject":
                 drafts = Approvals(self.engine).reject(
                     str(p["incident"]), str(p["step"]), actor=who.id, reason=text,
-                    now=self.now(), lang=p.get("lang"))
+                    now=self.at(str(p["incident"])), lang=p.get("lang"))
                 return say(t.ngettext("Rejected %(n)d draft; nothing was sent.",
                                       "Rejected %(n)d drafts; nothing was sent.", len(drafts))
                            % {"n": len(drafts)})
             if ask.action == "edit":
                 revision = Approvals(self.engine).edit(
                     str(p["incident"]), str(p["step"]), actor=who.id,
-                    raw={str(p["name"]): text}, now=self.now())
+                    raw={str(p["name"]): text}, now=self.at(str(p["incident"])))
                 return say(t.gettext("Edited: revision %(revision)d waits for a second "
                                      "person's approval.") % t.isolate({"revision": revision}))
         except BadInput as exc:
@@ -378,7 +358,8 @@ class Desk:
 
     def _approve(self, who: Staff, t: Translator, p: Mapping[str, Any]) -> list[Reply]:
         drafts = Approvals(self.engine).approve(str(p["incident"]), str(p["step"]),
-                                                actor=who.id, now=self.now(), lang=p.get("lang"))
+                                                actor=who.id, now=self.at(str(p["incident"])),
+                                                lang=p.get("lang"))
         langs = ", ".join(sorted(d.lang for d in drafts))
         return say("✅ " + t.gettext("Approved (%(languages)s): it is on its way.")
                    % t.isolate({"languages": langs}))
@@ -403,21 +384,22 @@ class Desk:
             return say(t.gettext("This task belongs to %(holder)s; only they or the role's "
                                  "backup can close it.") % t.isolate({
                                      "holder": esc(self._name(task.holder))}))
-        self.engine.complete_task(incident_id, step_id, actor=who.id, note=note, now=self.now())
+        self.engine.complete_task(incident_id, step_id, actor=who.id, note=note,
+                                  now=self.at(incident_id))
         return say("✅ " + t.gettext("Done: %(step)s.") % t.isolate({"step": esc(step_id)}))
 
     def _event_go(self, who: Staff, t: Translator, incident_id: str,
                   event: str) -> list[Reply]:
-        if self._led(who, incident_id) is None:
-            return say(self._not_lead(t))
+        if self.led(who, incident_id) is None:
+            return say(self.not_lead(t))
         started = self.engine.event(incident_id, "stand_down" if event == "stand_down"
-                                    else "escalate", actor=who.id, now=self.now())
+                                    else "escalate", actor=who.id, now=self.at(incident_id))
         done = (t.gettext("%(incident)s stood down.") if event == "stand_down"
                 else t.gettext("%(incident)s escalated."))
         return say(done % t.isolate({"incident": esc(incident_id)}) + " " + t.ngettext(
             "%(n)d step scheduled.", "%(n)d steps scheduled.", started) % t.isolate({"n": started}))
 
-    def _led(self, who: Staff, incident_id: str) -> IncidentRow | None:
+    def led(self, who: Staff, incident_id: str) -> IncidentRow | None:
         """The incident, if this person may lead it (stand it down, escalate it)."""
         with self.engine.store.begin() as tx:
             incident = self.engine.incident(tx, incident_id)
@@ -428,11 +410,14 @@ class Desk:
         return ([self.engine.incident(tx, incident_id)] if incident_id
                 else tx.incidents(open_only=True))
 
-    def _one_open(self, t: Translator, action: str, payload: Mapping[str, Any], *,
-                  closed_too: bool = False, question: str = "") -> str | list[Reply]:
+    def one_open(self, t: Translator, action: str, payload: Mapping[str, Any], *,
+                 closed_too: bool = False, question: str = "",
+                 exercise_only: bool = False) -> str | list[Reply]:
         """The only open incident's id, or a question which one is meant."""
         with self.engine.store.begin() as tx:
             found = tx.incidents(open_only=not closed_too)
+        if exercise_only:
+            found = [i for i in found if i.exercise]
         if closed_too:
             found = found[-5:]
         if not found:
@@ -450,32 +435,6 @@ class Desk:
         member = self.engine.directory.staff_member(person or "")
         return member.name if member else (person or "")
 
-    def _not_lead(self, t: Translator) -> str:
+    def not_lead(self, t: Translator) -> str:
         return t.gettext("Only the holders of roles that approve this playbook's messages "
                          "(or their backups) may do this.")
-
-
-def _timeline(t: Translator, kind: str, step: str, actor: str,
-              data: Mapping[str, Any]) -> str:
-    """One report line for a log entry, or '' for the entries a report leaves out."""
-    _ = t.gettext
-    who, code = esc(actor), f"<code>{esc(step)}</code>"
-    lines: dict[str, Callable[[], str]] = {
-        "activated": lambda: _("activated by %(who)s") % t.isolate({"who": who}),
-        "approved": lambda: _("%(step)s approved (%(lang)s) by %(who)s") % t.isolate({
-            "step": code, "lang": esc(str(data.get("lang", ""))), "who": who}),
-        "rejected": lambda: _("%(step)s rejected by %(who)s: %(reason)s") % t.isolate({
-            "step": code, "who": who, "reason": esc(str(data.get("reason", "")))}),
-        "task_done": lambda: _("%(step)s done by %(who)s") % t.isolate({"step": code, "who": who}),
-        "overdue": lambda: _("%(step)s overdue") % t.isolate({"step": code}),
-        "logged": lambda: _("log: %(text)s (%(who)s)") % t.isolate({
-            "text": esc(str(data.get("text", ""))), "who": who}),
-        "concern": lambda: _("concern from %(name)s: %(text)s") % t.isolate({
-            "name": esc(str(data.get("name", ""))), "text": esc(str(data.get("text", "")))}),
-        "escalated": lambda: _("escalated by %(who)s") % t.isolate({"who": who}),
-        "stood_down": lambda: _("stood down by %(who)s") % t.isolate({"who": who}),
-        "dead": lambda: _("%(step)s could not reach %(to)s") % t.isolate({
-            "step": code, "to": esc(str(data.get("recipient", "")))}),
-    }
-    make = lines.get(kind)
-    return make() if make else ""

@@ -219,8 +219,8 @@ def approve(
 ) -> None:
     """Approve a draft (all its languages, or one); it is sent at once."""
     parts = _parts(config)
-    done = Approvals(parts.engine).approve(incident, step, actor=_actor(actor), now=_at(parts, incident),
-                                           lang=lang)
+    done = Approvals(parts.engine).approve(incident, step, actor=_actor(actor),
+                                           now=_at(parts, incident), lang=lang)
     _send_now(parts)
     _out().print(f"Approved {step} in {', '.join(d.lang for d in done)}; sent.")
 
@@ -270,7 +270,8 @@ def done(
 ) -> None:
     """Mark a task done, with a note for the log."""
     parts = _parts(config)
-    parts.engine.complete_task(incident, step, actor=_actor(actor), note=note, now=_at(parts, incident))
+    parts.engine.complete_task(incident, step, actor=_actor(actor), note=note,
+                               now=_at(parts, incident))
     _out().print(f"Task {step} done.")
 
 

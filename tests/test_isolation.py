@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import fresh_url, open_store
 from playbook.approvals import Approvals
 from playbook.channels.cap import alert_for
 from playbook.delivery import Delivery
@@ -22,6 +21,7 @@ from playbook.isolation import SANDBOX_CHANNEL, reachable, sandbox, seal
 from playbook.model import Playbook
 from playbook.render import EXERCISE_BANNER, TemplateLibrary, TemplateSource, exercise_banner
 from playbook.store import SqlStore
+from stores import fresh_url, open_store
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 LANGS = ("en", "ar", "fa", "uk")
@@ -68,7 +68,8 @@ def test_the_gate_keeps_only_a_participants_own_private_chat() -> None:
 
 def test_a_directory_cannot_lend_a_real_chat_to_a_participant() -> None:
     """A participant whose entry borrows an intermediary's chat, a group or a channel is not
-    reached there."""
+    reached there.
+    """
     directory = _directory(
         staff=[{"id": "ann", "name": "Ann", "languages": ["en"], "telegram_chat_id": "21"},
                {"id": "cy", "name": "Cy", "languages": ["en"], "telegram_chat_id": "-100500"},
@@ -103,7 +104,8 @@ _mail = st.sampled_from(["a@x.example", "b@x.example", "desk@paper.example", ""]
 @st.composite
 def cities(draw: st.DrawFn) -> tuple[Directory, Playbook, list[str]]:
     """A directory whose entries may share chats and mailboxes, and a playbook that reaches
-    every kind of audience on every channel."""
+    every kind of audience on every channel.
+    """
     def contact(prefix: str, n: int, **extra: Any) -> dict[str, Any]:
         chat, mail = draw(_chat), draw(_mail)
         entry = {"id": f"{prefix}{n}", "name": f"{prefix} {n}",
@@ -168,7 +170,8 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]
 def test_an_exercise_reaches_only_participants_and_the_sandbox(
         shared_store: SqlStore, city: tuple[Directory, Playbook, list[str]]) -> None:
     """Whatever the directory and playbook say, every exercise row goes to a participant's own
-    private chat or to the sandbox, starts with its banner, and CAP says Exercise."""
+    private chat or to the sandbox, starts with its banner, and CAP says Exercise.
+    """
     directory, playbook, participants = city
     engine = Engine(shared_store, directory)
     incident = engine.activate(playbook, TEMPLATES, city=CITY, timezone="UTC", params={},
@@ -208,7 +211,8 @@ def _drafts(engine: Engine, incident_id: str) -> list[Any]:
 
 def _own_private(directory: Directory, participants: list[str]) -> set[tuple[str, str, str]]:
     """Written apart from `isolation`: (person, channel, address) no one else in the
-    directory uses, where the address is a private chat or a mailbox."""
+    directory uses, where the address is a private chat or a mailbox.
+    """
     uses: dict[tuple[str, str], int] = {}
     for person in (*directory.staff, *directory.intermediaries, *directory.media):
         for address in person.addresses():
@@ -225,7 +229,8 @@ def test_a_playbook_and_directory_that_try_cannot_reach_a_real_recipient(
         tmp_path: Path) -> None:
     """A drill whose playbook messages everyone on every channel, and whose directory lends a
     participant an intermediary's chat and the city's channel, still reaches only the sandbox
-    and the participant's own mailbox."""
+    and the participant's own mailbox.
+    """
     url = next(iter(fresh_url("sqlite", tmp_path)))
     store = open_store(url)
     directory = _directory(

@@ -504,6 +504,11 @@ def _timeline(pb: Playbook, ov: Overview, log: list[Event]) -> tuple[TimelineRow
     skipped = {(e.step_id, n) for e in log if e.kind == "skipped"
                for n in e.data.get("numbers", ())}
     skipped |= {(e.step_id, 1) for e in log if e.kind == "skipped" and e.data.get("unless")}
+    # A stand-down cancels the pending drafts of the repeats it ends: not sent, by design.
+    for sid, at in cut_off(log).items():
+        skipped |= {(s, n) for kind, s, n in firsts if kind == "due" and s == sid
+                    and s in messages and firsts[kind, s, n].at <= at
+                    and ("sent", s, n) not in firsts}
     triggers = {kind: [e.at for e in log if e.kind == kind] for kind in TRIGGERS.values()}
     rows = []
     for order, step in enumerate(pb.steps):
@@ -554,6 +559,16 @@ def _row(step: Step, n: int, planned: datetime | None,
                        _local(fired.at if fired else None, ov),
                        _local(done.at if done else None, ov), label, _local(deadline, ov),
                        status)
+
+
+def cut_off(log: Sequence[Event]) -> dict[str, datetime]:
+    """When an event (a stand-down) ended each repeating step, from the engine's `skipped`."""
+    ended: dict[str, datetime] = {}
+    for e in log:
+        if e.kind == "skipped":
+            for sid in e.data.get("steps", ()):
+                ended.setdefault(str(sid), e.at)
+    return ended
 
 
 def _planned(step: Step, number: int, start: datetime,
@@ -670,6 +685,9 @@ def _approvals(pb: Playbook, log: list[Event]) -> tuple[ApprovalTime, ...]:
             decided[key] = e.at - drafted[key]
         elif e.kind == "rejected":
             rejected[key[0], key[2]] += 1
+    cut = cut_off(log)
+    drafted = {k: at for k, at in drafted.items()
+               if k in decided or not (k[0] in cut and at <= cut[k[0]])}
     order = {s.id: i for i, s in enumerate(pb.steps)}
     groups = sorted({(s, lang) for s, _, lang in drafted},
                     key=lambda g: (order.get(g[0], len(order)), pb.languages.index(g[1])

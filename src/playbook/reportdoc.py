@@ -368,15 +368,20 @@ def html(report: AfterAction) -> str:
 def chart(report: AfterAction) -> Markup:
     """The planned-versus-actual chart: hours from activation across, one row per occurrence."""
     ov = report.overview
-    rows = [r for r in report.timeline if r.planned or r.actual]
+    # Follow-up work days after the stand-down would squeeze the response into a sliver at the
+    # left: the chart shows the response, the table shows everything.
+    limit = ov.stood_down or ov.ended
+    drawn = [r for r in report.timeline if r.planned or r.actual]
+    rows = [r for r in drawn if min(t for t in (r.planned, r.actual) if t) <= limit]
 
     def hours(moment: datetime) -> float:
         return (moment - ov.started).total_seconds() / 3600
 
     last = max([hours(t) for r in rows for t in (r.planned, r.actual) if t]
-               + [hours(ov.ended), 0.25])
+               + [hours(limit), 0.25])
     step = next((s for s in (0.25, 0.5, 1, 2, 3, 6, 12, 24, 48, 72, 168) if last / s <= 10), 336)
     top = math.ceil(last / step) * step
+    ended = min(ov.ended, ov.started + timedelta(hours=top))
     width, left, right, head, row_h = 960, 230, 24, 58, 22
     height = head + len(rows) * row_h + 52
 
@@ -406,8 +411,16 @@ def chart(report: AfterAction) -> Markup:
             l=left, r=width - right, y=bottom + 4, c=(left + width - right) / 2, t=bottom + 40,
             start=long_date(ov.started), zone=ov.timezone))
     for i, r in enumerate(rows):
-        out.append(_chart_row(r, head + i * row_h, i, x, ov.ended, ov.started))
+        out.append(_chart_row(r, head + i * row_h, i, x, ended, ov.started))
+    if ov.stood_down:
+        out.append(Markup(
+            '<line x1="{x}" x2="{x}" y1="{y1}" y2="{y2}" stroke="#1a1a1a" stroke-dasharray="2 3"/>'
+            '<text x="{x}" y="{t}" text-anchor="middle" fill="#1a1a1a">stand-down</text>').format(
+                x=x(ov.stood_down), y1=head - 12, y2=bottom + 4, t=head - 16))
     out.append(Markup("</svg>"))
+    if len(rows) < len(drawn):
+        out.append(Markup('<p class="note">{} later steps (follow-up after the stand-down) are '
+                          'in the table, not in the chart.</p>').format(len(drawn) - len(rows)))
     return Markup("\n").join(out)
 
 

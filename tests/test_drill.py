@@ -36,23 +36,24 @@ def test_the_instant_drill_runs_to_its_report_with_no_config(cli: Cli, fresh_dir
     result = cli("drill", str(FLOOD), "--instant", "--report", "aar.html")
     assert result.code == 0, result.err
     assert "using the example city's" in result.out
-    assert "inject herald-evacuation" in result.out and "closed: end of exercise" in result.out
+    assert "inject herald-evacuation" in result.out
+    assert "closed: end of exercise" in result.out
     page = (fresh_dir / "aar.html").read_text(encoding="utf-8")
-    assert 'class="timeline"' in page and "EXERCISE" in page
+    assert 'class="timeline"' in page
+    assert "EXERCISE" in page
     incident = result.out.split("`playbook report ")[1].split("`")[0]
     verified = cli("log", "verify", incident)
     assert verified.code == 0, verified.out
     markdown = cli("report", incident, "--format", "md")
-    assert markdown.code == 0 and "Objectives" in markdown.out
+    assert markdown.code == 0
+    assert "Objectives" in markdown.out
     sandboxed = (fresh_dir / "outbox" / f"exercise_{incident}.txt").read_text(encoding="utf-8")
     assert sandboxed.count("EXERCISE — EXERCISE — EXERCISE") > 20
 
 
 def test_an_unanswered_inject_sends_its_backup_and_an_answered_one_does_not(
         store: SqlStore, tmp_path: Path) -> None:
-    """The scenario's unplayed inject gets its backup; the answered one's backup is skipped;
-    every delivery stays in the sandbox because the players are simulated.
-    """
+    """An unplayed inject gets its backup, an answered one's is skipped; all stays sandboxed."""
     drive = Drive(store, tmp_path)
     pb = checked("natural_disaster")
     scenario = load_scenario(ROOT / "scenarios" / "natural_disaster.yaml", pb.playbook)
@@ -67,7 +68,8 @@ def test_an_unanswered_inject_sends_its_backup_and_an_answered_one_does_not(
     events = drive.events(incident.id)
     fired = {e.step_id for e in events if e.kind == "inject"}
     skipped = {e.step_id for e in events if e.kind == "skipped" and e.data.get("unless")}
-    assert "dari-families-backup" in fired and "herald-evacuation-backup" in skipped
+    assert "dari-families-backup" in fired
+    assert "herald-evacuation-backup" in skipped
     assert any(e.kind == "answered" and e.step_id == "herald-evacuation" for e in events)
     assert not any(e.kind == "answered" and e.step_id == "dari-families" for e in events)
     assert {(r.delivery.channel, r.delivery.address) for r in drive.outbox(incident.id)} == {
@@ -76,9 +78,7 @@ def test_an_unanswered_inject_sends_its_backup_and_an_answered_one_does_not(
 
 
 def test_scenario_time_runs_at_speed_and_stops_while_paused() -> None:
-    """A scaled drill's clock is read from its log: speed from activation, frozen by a pause,
-    restarted by a resume where it stopped.
-    """
+    """A scaled drill's clock comes from its log: it runs at speed, stops while paused."""
     wall = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     opened = chain("2026-0001", 1, wall, "activated", prev_hash="",
                    data={"clock": {"speed": 60, "wall": wall.isoformat()}})
@@ -121,13 +121,15 @@ def test_ending_a_drill_cancels_everything_and_logs_no_play(
     drive.engine.tick(drive.after(timedelta(minutes=25)), only=incident.id)
     steps, unsent = drill.end(drive.engine, incident.id, actor="anna",
                               reason="real flood warning", now=drive.after(timedelta(minutes=25)))
-    assert steps > 0 and unsent >= queued_before
+    assert steps > 0
+    assert unsent >= queued_before
     with store.begin() as tx:
         assert not [r for r in tx.schedule(incident.id) if r.state == "pending"]
         assert not [r for r in tx.outbox(incident.id) if r.state == "queued"]
         assert not tx.drafts(incident.id, "pending")
     closed = drive.events(incident.id, "closed")[-1]
-    assert closed.data["no_play"] and closed.data["reason"] == "real flood warning"
+    assert closed.data["no_play"]
+    assert closed.data["reason"] == "real flood warning"
     with pytest.raises(BadInput, match="closed"):
         drill.end(drive.engine, incident.id, actor="anna", reason="", now=drive.clock.now())
 
@@ -153,11 +155,13 @@ def test_players_answer_injects_and_evaluators_rate_from_the_cli(
                    "--as", "yusuf")
     assert answered.code == 0, answered.err
     bad = cli("answer", incident, "no-such-inject", "x", "--as", "yusuf")
-    assert bad.code == 2 and "no inject 'no-such-inject'" in bad.err
+    assert bad.code == 2
+    assert "no inject 'no-such-inject'" in bad.err
     assert cli("evaluate", incident, "intermediaries", "S", "--note", "late", "--as",
                "anna").code == 0
     wrong = cli("evaluate", incident, "intermediaries", "Q", "--as", "anna")
-    assert wrong.code == 2 and "P, S, M or U" in wrong.err
+    assert wrong.code == 2
+    assert "P, S, M or U" in wrong.err
     report = cli("report", incident, "--format", "md")
     assert re.search(r"S — Performed with some challenges \| rated by \W?anna", report.out)
     assert cli("pause", incident).code == 2  # closed at the end of the instant drill
@@ -172,7 +176,9 @@ def test_a_broken_scenario_stops_the_drill_before_anything_opens(
                    encoding="utf-8")
     result = cli("drill", str(FLOOD), "--instant", "--scenario", str(bad))
     assert result.code == 2
-    assert f"{bad}:7:9" in result.err and "mayor" in result.err
+    assert f"{bad}:7:9" in result.err
+    assert "mayor" in result.err
     assert not (fresh_dir / "playbook.db").exists()
     both = cli("drill", str(FLOOD), "--instant", "--speed", "60")
-    assert both.code == 2 and "exclude each other" in both.err
+    assert both.code == 2
+    assert "exclude each other" in both.err

@@ -67,9 +67,7 @@ def test_the_gate_keeps_only_a_participants_own_private_chat() -> None:
 
 
 def test_a_directory_cannot_lend_a_real_chat_to_a_participant() -> None:
-    """A participant whose entry borrows an intermediary's chat, a group or a channel is not
-    reached there.
-    """
+    """A participant's entry that borrows someone's chat, a group or a channel reaches nobody."""
     directory = _directory(
         staff=[{"id": "ann", "name": "Ann", "languages": ["en"], "telegram_chat_id": "21"},
                {"id": "cy", "name": "Cy", "languages": ["en"], "telegram_chat_id": "-100500"},
@@ -103,9 +101,7 @@ _mail = st.sampled_from(["a@x.example", "b@x.example", "desk@paper.example", ""]
 
 @st.composite
 def cities(draw: st.DrawFn) -> tuple[Directory, Playbook, list[str]]:
-    """A directory whose entries may share chats and mailboxes, and a playbook that reaches
-    every kind of audience on every channel.
-    """
+    """A directory whose entries may share chats, and a playbook reaching every audience."""
     def contact(prefix: str, n: int, **extra: Any) -> dict[str, Any]:
         chat, mail = draw(_chat), draw(_mail)
         entry = {"id": f"{prefix}{n}", "name": f"{prefix} {n}",
@@ -126,7 +122,8 @@ def cities(draw: st.DrawFn) -> tuple[Directory, Playbook, list[str]]:
               {"id": "site", "channel": "file", "addresses": {"*": "web"}},
               {"id": "hook", "channel": "webhook", "addresses": {"*": "https://h.example/x"}}]
     directory = _directory(staff=staff, intermediaries=people, media=media, public=public)
-    audiences = [{"roles": list(ROLES)}, {"intermediaries": {}}, {"media": True},
+    audiences: list[dict[str, Any]] = [
+        {"roles": list(ROLES)}, {"intermediaries": {}}, {"media": True},
                  {"public": ["tg", "feed", "site", "hook"]}, {"roles": ["lead"], "media": True}]
     steps: list[dict[str, Any]] = [{"id": "t1", "task": "Check", "role": "lead", "at": "0m",
                                     "due": "30m"},
@@ -145,7 +142,8 @@ def cities(draw: st.DrawFn) -> tuple[Directory, Playbook, list[str]]:
         steps.append(step)
     playbook = Playbook.model_validate({
         "id": "gen", "title": "Generated", "kind": "protest", "languages": list(LANGS),
-        "roles": {r: {"title": r, "duties": ["Act"], "approves": r != "liaison"} for r in ROLES}, "steps": steps})
+        "roles": {r: {"title": r, "duties": ["Act"], "approves": r != "liaison"}
+                  for r in ROLES}, "steps": steps})
     ids = [s["id"] for s in staff] + [p["id"] for p in people]
     return directory, playbook, draw(st.lists(st.sampled_from(ids), unique=True, max_size=4))
 
@@ -169,9 +167,7 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]
 @given(city=cities())
 def test_an_exercise_reaches_only_participants_and_the_sandbox(
         shared_store: SqlStore, city: tuple[Directory, Playbook, list[str]]) -> None:
-    """Whatever the directory and playbook say, every exercise row goes to a participant's own
-    private chat or to the sandbox, starts with its banner, and CAP says Exercise.
-    """
+    """Every exercise row goes to a participant's own chat or the sandbox, banner first."""
     directory, playbook, participants = city
     engine = Engine(shared_store, directory)
     incident = engine.activate(playbook, TEMPLATES, city=CITY, timezone="UTC", params={},
@@ -201,7 +197,8 @@ def test_an_exercise_reaches_only_participants_and_the_sandbox(
             assert (d.recipient_id[6:], d.channel, d.address) in allowed, d
         if "cap_identifier" in d.meta:
             alert = alert_for(d, "cap@testville.example")
-            assert alert.status == "Exercise" and incident.id in alert.note
+            assert alert.status == "Exercise"
+            assert incident.id in alert.note
 
 
 def _drafts(engine: Engine, incident_id: str) -> list[Any]:
@@ -210,9 +207,7 @@ def _drafts(engine: Engine, incident_id: str) -> list[Any]:
 
 
 def _own_private(directory: Directory, participants: list[str]) -> set[tuple[str, str, str]]:
-    """Written apart from `isolation`: (person, channel, address) no one else in the
-    directory uses, where the address is a private chat or a mailbox.
-    """
+    """(person, channel, address) of private addresses nobody else uses, written apart."""
     uses: dict[tuple[str, str], int] = {}
     for person in (*directory.staff, *directory.intermediaries, *directory.media):
         for address in person.addresses():
@@ -227,10 +222,7 @@ def _own_private(directory: Directory, participants: list[str]) -> set[tuple[str
 
 def test_a_playbook_and_directory_that_try_cannot_reach_a_real_recipient(
         tmp_path: Path) -> None:
-    """A drill whose playbook messages everyone on every channel, and whose directory lends a
-    participant an intermediary's chat and the city's channel, still reaches only the sandbox
-    and the participant's own mailbox.
-    """
+    """A playbook messaging everyone and a directory lending real chats still reach nobody."""
     url = next(iter(fresh_url("sqlite", tmp_path)))
     store = open_store(url)
     directory = _directory(

@@ -195,7 +195,7 @@ def drill_log(mode: str = "exercise") -> list[Event]:
     log.add(95, "logged", actor="eve", data={"text": "Dam rumour is false <b>now</b>"})
     log.add(100, "answered", "shelter-call-backup", "dan", {"text": "Second site: the school"})
     log.add(100, "concern", actor="int:3", data={
-        "from": "int:3", "name": "Maryam", "text": "Pets?", "via": "email", "ref": ""})
+        "from": "int:3", "name": "Maryam", "text": "Pets\x07?", "via": "email", "ref": ""})
     log.inject(120, "shelter-full-inject")
     log.inject(120, "rumour-voice")
     log.inject(130, "vip-visit")
@@ -350,12 +350,14 @@ def test_the_report_is_a_pure_function_of_the_log() -> None:
 
 
 def test_html_escapes_logged_text_and_isolates_it(report: AfterAction) -> None:
-    """A `<script>` in a concern is shown as text, inside a <bdi>; the banner is there."""
+    """A `<script>` in a concern is text in a <bdi>, control characters go; the banner shows."""
     page = html(report)
     assert "<script>" not in page
     assert "<b>now" not in page
     assert "<bdi>&lt;script&gt;alert(1)&lt;/script&gt; الناس" in page
     assert f"<bdi>{IMAM}</bdi>" in page
+    assert "<bdi>Pets?</bdi>" in page
+    assert "\x07" not in page + markdown(report)
     assert 'class="banner"' in page
     assert "EXERCISE — EXERCISE — EXERCISE" in page
     assert '<html lang="en">' in page

@@ -32,6 +32,8 @@ BANNER = "EXERCISE — EXERCISE — EXERCISE"
 PLANNED, ON_TIME, LATE = "#6a3d9a", "#0072b2", "#d55e00"
 FSI, PDI = "\u2068", "\u2069"
 _ISOLATES = dict.fromkeys(map(ord, "\u2066\u2067\u2068\u2069"))
+# Control characters (a BEL from a folded YAML line, say) show as boxes and break XML tools.
+_CONTROLS = dict.fromkeys([*(c for c in range(32) if c not in (9, 10, 13)), 127])
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,7 @@ def markdown(report: AfterAction) -> str:
 
 def _md(text: str) -> str:
     """Plain text made inert in Markdown: no HTML, links, emphasis or table breaks."""
+    text = text.translate(_CONTROLS)
     for char in "\\`*_[]<>|":
         text = text.replace(char, "\\" + char)
     return " ".join(text.split())
@@ -349,7 +352,8 @@ PAGE = """<!DOCTYPE html>
 
 def _isolate(text: str) -> Markup:
     # Escape first, then turn our isolates into <bdi>: user text cannot carry tags through.
-    return Markup(str(escape(text)).replace(FSI, "<bdi>").replace(PDI, "</bdi>"))
+    safe = str(escape(text.translate(_CONTROLS)))
+    return Markup(safe.replace(FSI, "<bdi>").replace(PDI, "</bdi>"))
 
 
 _ENV = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True,

@@ -124,7 +124,7 @@ def cities(draw: st.DrawFn) -> tuple[Directory, Playbook, list[str]]:
     directory = _directory(staff=staff, intermediaries=people, media=media, public=public)
     audiences: list[dict[str, Any]] = [
         {"roles": list(ROLES)}, {"intermediaries": {}}, {"media": True},
-                 {"public": ["tg", "feed", "site", "hook"]}, {"roles": ["lead"], "media": True}]
+        {"public": ["tg", "feed", "site", "hook"]}, {"roles": ["lead"], "media": True}]
     steps: list[dict[str, Any]] = [{"id": "t1", "task": "Check", "role": "lead", "at": "0m",
                                     "due": "30m"},
                                    {"id": "x1", "inject": "A reporter calls", "at": "10m"}]

@@ -19,7 +19,7 @@ def test_readme_starts_with_two_commands() -> None:
     """The first code block holds exactly two commands: run the main job, run the tests."""
     first, second = commands()
     assert first.startswith("python3 -m venv .venv && .venv/bin/pip install")
-    assert "playbook plan hate-incident" in first
+    assert "playbook drill protocols/natural_disaster.yaml --instant --report aar.html" in first
     assert second.endswith(".venv/bin/pytest")
 
 

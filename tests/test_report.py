@@ -205,6 +205,8 @@ def drill_log(mode: str = "exercise") -> list[Event]:
     log.add(165, "rated", actor="eva", data={"objective": "override", "rating": "S",
                                              "note": "handled by phone, not logged"})
     log.add(170, "stood_down", actor="anna")
+    log.add(170, "skipped", actor="anna", data={
+        "reason": "stand_down ends repeating steps", "steps": ["shelter-status", "update"]})
     log.due(170, "all-clear")
     log.due(170, "close-shelters")
     log.draft(170, "all-clear", ("en",), approve_at=175)
@@ -397,6 +399,27 @@ def test_times_and_durations_read_as_people_say_them() -> None:
     assert clock(START + timedelta(hours=16), START) == "Tue 5 May 01:00"
     assert [span(timedelta(seconds=s)) for s in (45, 48 * 60, 65 * 60, 26 * 3600)] == [
         "45 s", "48 min", "1 h 05 min", "1 d 2 h 00 min"]
+
+
+def test_a_stand_down_cancels_a_pending_update_without_blame() -> None:
+    """A draft the stand-down cancelled is skipped, not unsent; follow-up stays off the chart."""
+    log = Log()
+    log.add(0, "activated", actor="anna", data={
+        "playbook": "natural-disaster", "version": frozen(False)[0], "mode": "actual",
+        "params": PARAMS})
+    log.due(180, "update")
+    log.add(180, "drafted", "update", "anna", {"number": 1, "lang": "en"})
+    log.add(185, "stood_down", actor="anna")
+    log.add(185, "skipped", actor="anna", data={
+        "reason": "stand_down ends repeating steps", "steps": ["shelter-status", "update"]})
+    log.add(3 * 24 * 60, "closed", actor="anna", data={"reason": "recovered"})
+    report = after_action(frozen(False)[1], log.events)
+    rows = {(r.step_id, r.number): r for r in report.timeline}
+    assert rows["update", 1].status == "skipped"
+    assert rows["recovery-information", 1].status == "not fired"
+    assert report.metrics.approvals == ()
+    assert "Approval time" not in [f.area for f in report.improvements]
+    assert "later steps (follow-up after the stand-down) are in the table" in html(report)
 
 
 def test_a_log_without_activation_is_refused() -> None:

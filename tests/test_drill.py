@@ -15,7 +15,8 @@ from playbook import drill
 from playbook.errors import BadInput
 from playbook.events import chain
 from playbook.isolation import SANDBOX_CHANNEL, sandbox
-from playbook.scenario import scenario_now
+from playbook.model import Expectation, InjectStep
+from playbook.scenario import met, scenario_now
 from playbook.scenariofile import load_scenario
 from playbook.store import SqlStore
 
@@ -182,3 +183,20 @@ def test_a_broken_scenario_stops_the_drill_before_anything_opens(
     both = cli("drill", str(FLOOD), "--instant", "--speed", "60")
     assert both.code == 2
     assert "exclude each other" in both.err
+
+
+def test_an_expected_message_is_its_delivery_not_a_staff_notice() -> None:
+    """A message expectation needs the message itself; a repeating one counts from the inject."""
+    step = InjectStep(id="rumour", at=timedelta(hours=1), inject="A rumour",
+                      expect=Expectation(action="message", step="update",
+                                         within=timedelta(hours=1)))
+    arrived = START + timedelta(hours=1)
+    notice = chain("i", 1, START + timedelta(minutes=30), "sent", prev_hash="", step_id="update",
+                   data={"key": "i/update/1/r1/approve"})
+    earlier = chain("i", 2, START + timedelta(minutes=40), "sent", prev_hash="",
+                    step_id="update", data={"key": "i/update/1/public:tg:en/en/telegram"})
+    later = chain("i", 3, START + timedelta(hours=2), "sent", prev_hash="", step_id="update",
+                  data={"key": "i/update/2/public:tg:en/en/telegram"})
+    assert met(step, arrived, [notice]) is None
+    assert met(step, arrived, [notice, earlier]) == earlier
+    assert met(step, arrived, [notice, earlier, later], frozenset({"update"})) == later

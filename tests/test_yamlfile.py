@@ -95,3 +95,9 @@ def test_number_like_text_is_quoted_when_dumped() -> None:
     assert "'6001'" in text
     assert parse_yaml(text, "t").data == {"telegram_chat_id": "6001", "email": "a@b.example",
                                           "on": "no"}
+
+
+def test_a_folded_text_has_no_line_join_marks() -> None:
+    """A `>` text reads as plain words joined by spaces, with no control characters left in."""
+    document = parse_yaml("text: >-\n  first line\n  second line\n\n  new paragraph\n", "f.yaml")
+    assert document.data["text"] == "first line second line\nnew paragraph"

@@ -31,6 +31,7 @@ from playbook.scenario import (
     Scenario,
     backup_id,
     met,
+    repeating,
     scenario_now,
     with_injects,
 )
@@ -262,7 +263,7 @@ class SimulatedPlayers:
                               if i.id == event.step_id), None)
                 step = version.step(event.step_id)
                 if found and found.play and isinstance(step, InjectStep) and not met(
-                        step, event.at, events):
+                        step, event.at, events, repeating(version.playbook)):
                     plan.append((event.at + found.play.after, "play", (step, found.play.text)))
             if incident.state == "open" and not self._stood_down:
                 plan.append((incident.started_at + stand_down_offset(self.setup), "stand_down",

@@ -32,7 +32,7 @@ from playbook.model import InjectStep, MessageStep, Playbook, TaskStep, TriggerE
 from playbook.plan import due_after_event, due_at
 from playbook.ports import DraftRow, IncidentRow, Mode, ScheduleRow, Store, TaskRow, Tx
 from playbook.render import TemplateError, TemplateLibrary
-from playbook.scenario import met
+from playbook.scenario import met, repeating
 from playbook.version import Version, freeze
 
 
@@ -205,7 +205,8 @@ class Engine:
                           if e.kind == "inject" and e.step_id == step.unless), None)
             main = self.version(incident).step(step.unless)
             if first is not None and isinstance(main, InjectStep) and met(
-                    main, first.at, tx.events(incident.id)):
+                    main, first.at, tx.events(incident.id),
+                    repeating(self.version(incident).playbook)):
                 tx.append(incident.id, "skipped", now, step_id=step.id, data={
                     "reason": "expected action taken", "unless": step.unless})
                 return

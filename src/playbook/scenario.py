@@ -181,11 +181,13 @@ def with_injects(playbook: Playbook, scenario: Scenario) -> Playbook:
     return Playbook.model_validate(data)
 
 
-def met(step: InjectStep, arrived: datetime, events: Sequence[Event]) -> Event | None:
+def met(step: InjectStep, arrived: datetime, events: Sequence[Event],
+        repeating: frozenset[str] = frozenset()) -> Event | None:
     """The log entry that took the inject's expected action, if any (on time or not).
 
-    Answers and log entries count from the inject's arrival; approvals, tasks, messages and
-    events taken before it count too, since the players were ahead of the scenario.
+    Answers and log entries count from the inject's arrival. Approvals, tasks and messages of
+    a one-off step count even before it (the players were ahead of the scenario); for a step in
+    `repeating` only an occurrence after the inject counts.
     """
     expect = step.expect
     if expect is None:
@@ -197,7 +199,9 @@ def met(step: InjectStep, arrived: datetime, events: Sequence[Event]) -> Event |
         if expect.action == "log" and event.kind == "logged" and event.at >= arrived:
             return event
         if event.step_id == expect.step and (expect.action, event.kind) in (
-                ("approve", "approved"), ("task", "task_done"), ("message", "sent")):
+                ("approve", "approved"), ("task", "task_done"), ("message", "sent")) and (
+                event.at >= arrived or event.step_id not in repeating) and (
+                event.kind != "sent" or _is_message(event)):
             return event
         if (expect.action, event.kind) in (("escalate", "escalated"),
                                            ("stand_down", "stood_down")):
@@ -205,9 +209,20 @@ def met(step: InjectStep, arrived: datetime, events: Sequence[Event]) -> Event |
     return None
 
 
+def _is_message(event: Event) -> bool:
+    """A `sent` entry of the message itself (its key names a recipient), not a staff notice."""
+    parts = str(event.data.get("key", "")).split("/")
+    return len(parts) >= 6 and ":" in parts[3]
+
+
 def on_time(step: InjectStep, arrived: datetime, taken: Event | None) -> bool:
     """Whether the expected action was taken within the time the inject allowed."""
     return bool(taken and step.expect and taken.at <= arrived + step.expect.within)
+
+
+def repeating(playbook: Playbook) -> frozenset[str]:
+    """The ids of a playbook's repeating steps."""
+    return frozenset(s.id for s in playbook.steps if s.every is not None)
 
 
 def scenario_now(events: Sequence[Event], wall: datetime) -> datetime:

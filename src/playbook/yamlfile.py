@@ -240,6 +240,10 @@ class _Builder:
 
     def _scalar(self, event: ev.ScalarEvent) -> Any:
         value: str = event.value
+        if event.style == ">":
+            # ruamel's events mark where a folded scalar's lines were joined with BEL; its own
+            # loader drops them, and so must we, or every folded text carries a control char.
+            value = value.replace("\a", "")
         tag = getattr(event, "tag", None)
         if event.style is not None or str(tag) == _STR_TAG:
             return value

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, Cli
-from drive import SETTINGS, START, Drive, checked
+from drive import HATE_PARAMS, SETTINGS, START, Drive, checked
 from playbook import drill
+from playbook.clock import SystemClock
+from playbook.dispatch import Dispatcher
 from playbook.errors import BadInput
 from playbook.events import chain
 from playbook.isolation import SANDBOX_CHANNEL, sandbox
@@ -200,3 +202,32 @@ def test_an_expected_message_is_its_delivery_not_a_staff_notice() -> None:
     assert met(step, arrived, [notice]) is None
     assert met(step, arrived, [notice, earlier]) == earlier
     assert met(step, arrived, [notice, earlier, later], frozenset({"update"})) == later
+
+
+def test_a_live_drill_runs_on_scenario_time_until_a_controller_ends_it(
+        store: SqlStore, tmp_path: Path) -> None:
+    """A scaled drill fires and sends on scenario time, and stops when ended from outside."""
+    drive = Drive(store, tmp_path)
+    pb = checked()
+    setup = drill.prepare(pb.playbook, pb.templates, None, HATE_PARAMS, ("anna", "miriam"),
+                          100_000.0)
+    wall = datetime.now(UTC)
+    incident = drill.start(drive.engine, setup, city=SETTINGS.city_values(),
+                           timezone=SETTINGS.city.timezone, actor="anna", now=wall, wall=wall)
+    clock = drill.DrillClock(drive.engine, incident.id, SystemClock(), setup.speed or 1)
+    dispatcher = Dispatcher(store, drive.channels, clock, only=incident.id)
+    run = drill.Drill(drive.engine, incident.id, clock, dispatcher.drain,
+                      poll=timedelta(milliseconds=20))
+
+    async def play() -> str:
+        task = asyncio.create_task(run.run())
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if drive.events(incident.id, "inject"):
+                break
+        drill.end(drive.engine, incident.id, actor="anna", reason="no play", now=clock.now())
+        return (await asyncio.wait_for(task, timeout=10)).state
+
+    assert asyncio.run(play()) == "closed"
+    assert drive.events(incident.id, "inject")
+    assert [r.state for r in drive.outbox(incident.id) if r.state == "sent"]

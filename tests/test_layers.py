@@ -12,7 +12,7 @@ SRC = ROOT / "src" / "playbook"
 LAYERS = {
     "core": {"errors", "duration", "model", "render", "checks", "plan", "delivery", "directory",
              "events", "cap", "version", "catalog", "language", "audience", "phrases", "i18n",
-             "scenario", "report", "reportdoc", "isolation"},
+             "scenario", "report", "reportdoc", "reportmetrics", "isolation"},
     "orchestration": {"clock", "engine", "dispatch", "approvals", "ports", "fanout",
                       "listening", "buttons", "links", "desk", "wizard", "drill",
                       "drilldesk"},

@@ -341,10 +341,22 @@ class DrillClock:
 
     def __init__(self, engine: Engine, incident_id: str, wall: Clock, speed: float) -> None:
         self.engine, self.incident_id, self.wall, self.speed = engine, incident_id, wall, speed
+        self._timebase: list[Event] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the activation, pauses and resumes again (the drill loop does, between ticks).
+
+        `now` itself never reads the database: it is called inside transactions, and a second
+        transaction there would wait for the first one's lock.
+        """
+        with self.engine.store.begin() as tx:
+            self._timebase = [e for e in tx.events(self.incident_id)
+                              if e.kind in ("activated", "paused", "resumed")]
 
     def now(self) -> datetime:
         """The drill's scenario time."""
-        return now_for(self.engine, self.incident_id, self.wall.now())
+        return scenario_now(self._timebase, self.wall.now())
 
     async def sleep_until(self, moment: datetime) -> None:
         """Sleep the real time that corresponds to the scenario time left."""
@@ -371,6 +383,8 @@ class Drill:
     async def run(self) -> IncidentRow:
         """Run to the end (or until a controller ends it); returns the closed incident."""
         while True:
+            if isinstance(self.clock, DrillClock):
+                self.clock.refresh()
             now = self.clock.now()
             state = self._state()
             if state not in ("paused", "closed"):

@@ -277,7 +277,10 @@ def pause(
     """Pause an exercise: its scenario clock stops until `playbook resume`."""
     parts = _parts(config)
     at = drill.pause(parts.engine, incident, actor=_actor(actor, required=False), wall=_wall())
-    _out().print(f"{incident} paused at scenario time {at.astimezone(parts.settings.zone):%H:%M}.")
+    with parts.store.begin() as tx:
+        zone = parts.engine.version(parts.engine.incident(tx, incident)).zone
+    _out().print(f"{incident} paused at scenario time {at.astimezone(zone):%H:%M} "
+                 f"({zone.key}).")
 
 
 @app.command()

@@ -18,7 +18,6 @@ from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup, escape
 
 from playbook.report import (
-    FIRST_MESSAGE_GOAL,
     AfterAction,
     Evidence,
     ObjectiveResult,
@@ -27,6 +26,7 @@ from playbook.report import (
     long_date,
     span,
 )
+from playbook.reportmetrics import FIRST_MESSAGE_GOAL
 
 BANNER = "EXERCISE — EXERCISE — EXERCISE"
 PLANNED, ON_TIME, LATE = "#6a3d9a", "#0072b2", "#d55e00"

@@ -31,8 +31,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # time, waiting instead of failing ("database is locked") when the dispatcher is writing.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The wait first: switching to WAL needs the lock too, and would fail at once otherwise.
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

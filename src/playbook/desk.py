@@ -219,9 +219,10 @@ class Desk:
             if isinstance(chosen, list):
                 return chosen
             incident_id = chosen
+        when = self.at(incident_id)  # before the transaction: it reads the log itself
         with self.engine.store.begin() as tx:
             incident = self.engine.incident(tx, incident_id)
-            event = tx.append(incident.id, "logged", self.at(incident.id), actor=who.id,
+            event = tx.append(incident.id, "logged", when, actor=who.id,
                               data={"text": text, "via": "telegram"})
         return say(_("Logged in %(incident)s (entry %(seq)d).") % t.isolate({
             "incident": esc(incident.id), "seq": event.seq}))

@@ -231,3 +231,18 @@ def test_a_live_drill_runs_on_scenario_time_until_a_controller_ends_it(
     assert asyncio.run(play()) == "closed"
     assert drive.events(incident.id, "inject")
     assert [r.state for r in drive.outbox(incident.id) if r.state == "sent"]
+
+
+def test_bad_participants_report_names_and_formats_exit_2(cli: Cli, fresh_dir: Path) -> None:
+    """An unknown participant is located by line and column; bad formats are refused."""
+    team = fresh_dir / "team.txt"
+    team.write_text("anna  # lead\nmiriam, nobody\n", encoding="utf-8")
+    result = cli("drill", str(FLOOD), "--instant", "--participants", str(team))
+    assert result.code == 2
+    assert f"{team}:2:9" in result.err
+    assert "'nobody' is not in the staff directory" in result.err
+    assert "Traceback" not in result.err
+    pdf = cli("drill", str(FLOOD), "--instant", "--report", "aar.pdf")
+    assert pdf.code == 2
+    assert "end the file name in .html or .md" in pdf.err
+    assert cli("report", "2026-0001", "--format", "pdf").code == 2

@@ -19,7 +19,7 @@ from playbook import drill
 from playbook.atomicfile import replace_file
 from playbook.cli import ConfigOption, _bind, _check, _out, _resolve, app
 from playbook.clock import SystemClock, VirtualClock
-from playbook.commands import ActorOption, _actor, _parts
+from playbook.commands import ActorOption, _actor, _at, _parts
 from playbook.config import Settings, load_settings
 from playbook.directory import Directory
 from playbook.errors import BadInput, Problem
@@ -39,13 +39,12 @@ def _wall() -> datetime:
     return datetime.now(UTC)
 
 
-def drill_settings(config: Path | None, playbook_path: Path) -> tuple[Settings, str]:
+def drill_settings(settings: Settings, playbook_path: Path) -> tuple[Settings, str]:
     """The settings, or with none configured the example city's directory and a note saying so.
 
     The example directory makes `playbook drill` work on a fresh checkout; the database and the
     sandbox stay in the current folder.
     """
-    settings = load_settings(config)
     if settings.directory_files():
         return settings, ""
     example = playbook_path.resolve().parent.parent / EXAMPLE_CONFIG
@@ -110,7 +109,7 @@ def drill_command(
                            "end the file name in .html or .md")
     base = load_settings(config)
     path = _resolve(playbook, base)
-    settings, note = drill_settings(config, path)
+    settings, note = drill_settings(base, path)
     checked = _check(path, settings)
     scenario_path = scenario or beside(path)
     chosen = load_scenario(scenario_path, checked.playbook) if scenario_path else None
@@ -265,10 +264,6 @@ def describe(event: Event) -> str | None:
     return lines.get(event.kind)
 
 
-def _incident_now(parts: Parts, incident: str) -> datetime:
-    return drill.now_for(parts.engine, incident, _wall())
-
-
 @app.command()
 def pause(
     incident: Annotated[str, typer.Argument(help="The exercise's incident id.")],
@@ -303,7 +298,7 @@ def end(
     """End an exercise now ("no play"): nothing more is scheduled or sent."""
     parts = _parts(config)
     steps, unsent = drill.end(parts.engine, incident, actor=_actor(actor, required=False),
-                              reason=reason, now=_incident_now(parts, incident))
+                              reason=reason, now=_at(parts, incident))
     _out().print(f"{incident} ended ({reason}): {steps} step(s) and {unsent} unsent "
                  "message(s) cancelled.")
 
@@ -318,7 +313,7 @@ def answer(
     """Answer an inject (or a concern); the answer goes into the incident log."""
     parts = _parts(config)
     drill.answer(parts.engine, incident, ref, text, actor=_actor(actor),
-                 now=_incident_now(parts, incident))
+                 now=_at(parts, incident))
     _out().print(f"Answer to {ref} logged.")
 
 
@@ -333,7 +328,7 @@ def evaluate(
     """Rate an exercise objective P/S/M/U; the report uses the latest rating."""
     parts = _parts(config)
     drill.rate(parts.engine, incident, objective, rating, actor=_actor(actor), note=note,
-               now=_incident_now(parts, incident))
+               now=_at(parts, incident))
     _out().print(f"{objective} rated {rating.upper()}.")
 
 

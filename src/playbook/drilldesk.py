@@ -8,7 +8,6 @@ own process agree on the clock.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from playbook import drill
@@ -21,11 +20,6 @@ from playbook.report import after_action
 from playbook.reportdoc import html
 
 CONTROLS = ("pause", "resume", "end")
-
-
-def at(desk: Desk, incident_id: str) -> datetime:
-    """When an action on this incident happens: scenario time in a scaled drill."""
-    return drill.now_for(desk.engine, incident_id, desk.now())
 
 
 def control(desk: Desk, who: Staff, t: Translator, command: str,
@@ -62,7 +56,7 @@ def end_now(desk: Desk, who: Staff, t: Translator, incident_id: str) -> list[Rep
     if desk.led(who, incident_id) is None:
         return say(desk.not_lead(t))
     drill.end(desk.engine, incident_id, actor=who.id, reason="no play",
-              now=at(desk, incident_id))
+              now=desk.at(incident_id))
     return say("■ " + t.gettext("Exercise %(incident)s ended (no play): nothing more will be "
                                 "sent.") % t.isolate({"incident": esc(incident_id)}))
 
@@ -79,7 +73,7 @@ def answer(desk: Desk, who: Staff, t: Translator, payload: Mapping[str, Any],
     incident_id = str(payload["incident"])
     try:
         drill.answer(desk.engine, incident_id, str(payload["step"]), text, actor=who.id,
-                     now=at(desk, incident_id))
+                     now=desk.at(incident_id))
     except BadInput as exc:
         return say("⚠ " + esc("; ".join(p.message for p in exc.problems)))
     return say("↩ " + t.gettext("Answer logged in %(incident)s.")

@@ -201,12 +201,13 @@ class Engine:
                       data={"reason": "injects only run in exercises"})
             return
         if step.unless:
-            first = next((e for e in tx.events(incident.id)
-                          if e.kind == "inject" and e.step_id == step.unless), None)
-            main = self.version(incident).step(step.unless)
+            log = tx.events(incident.id)
+            first = next((e for e in log if e.kind == "inject" and e.step_id == step.unless),
+                         None)
+            version = self.version(incident)
+            main = version.step(step.unless)
             if first is not None and isinstance(main, InjectStep) and met(
-                    main, first.at, tx.events(incident.id),
-                    repeating(self.version(incident).playbook)):
+                    main, first.at, log, repeating(version.playbook)):
                 tx.append(incident.id, "skipped", now, step_id=step.id, data={
                     "reason": "expected action taken", "unless": step.unless})
                 return

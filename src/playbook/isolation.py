@@ -41,7 +41,6 @@ def reachable(directory: Directory, participants: Iterable[str]) -> frozenset[Ad
     An address that anyone else in the directory also uses is left out, so no entry can lend
     a real person's chat to a drill.
     """
-    playing = set(participants)
     owners: dict[Address, set[str]] = {}
     for kind, people in (("staff", directory.staff), ("intermediary", directory.intermediaries),
                          ("media", directory.media)):
@@ -51,11 +50,11 @@ def reachable(directory: Directory, participants: Iterable[str]) -> frozenset[Ad
     for public in directory.public:
         for where in public.addresses.values():
             owners.setdefault((public.channel, where), set()).add(f"public:{public.id}")
+    mine = {f"staff:{person}" for person in participants}
     return frozenset(
         (channel, address) for (channel, address), who in owners.items()
-        if channel in PERSONAL_CHANNELS and is_private(channel, address) and len(who) == 1
-        and next(iter(who)).partition(":")[0] == "staff"
-        and next(iter(who)).partition(":")[2] in playing)
+        if channel in PERSONAL_CHANNELS and is_private(channel, address)
+        and len(who) == 1 and who <= mine)
 
 
 def banner_first(text: str, lang: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic import Field, StrictFloat, StrictInt, model_validator
 
 from playbook.events import Event
 from playbook.model import (
@@ -101,8 +101,6 @@ class Players(_Frozen):
 
 class Scenario(_Frozen):
     """A tabletop exercise of one playbook."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     title: Text
     playbook: str = Field(description="The id of the playbook it exercises.")

@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from playbook.clock import VirtualClock
+from playbook.clock import SystemClock, VirtualClock
 from playbook.delivery import Delivery, Limits
 from playbook.dispatch import Dispatcher, DispatchSettings, Pacer
 from playbook.errors import SendFailed
@@ -166,6 +166,36 @@ def test_an_expired_lease_is_reclaimed_and_counted(store: SqlStore) -> None:
     assert sum(r.reclaimed for r in rows) == 5
     assert {r.state for r in rows} == {"sent"}
     assert channel.sent.total() == 20
+
+
+def test_a_batch_slower_than_its_lease_keeps_it_while_the_dispatcher_lives(
+        store: SqlStore) -> None:
+    """A live dispatcher renews its lease: a second one cannot take the rows it is sending."""
+    incident = _incident(store)
+    with store.begin() as tx:
+        tx.enqueue(_deliveries(incident, 5), T0)
+    channel = Recorder(delay=1.0)
+    settings = DispatchSettings(lease=timedelta(seconds=0.3))
+    slow = Dispatcher(store, {"telegram": channel}, SystemClock(), worker="slow",
+                      settings=settings)
+    other = Dispatcher(store, {"telegram": channel}, SystemClock(), worker="other",
+                       settings=settings)
+
+    async def race() -> int:
+        sending = asyncio.create_task(asyncio.to_thread(asyncio.run, slow.run_once()))
+        await asyncio.sleep(0.7)  # more than twice the lease into the slow batch
+        taken = await asyncio.to_thread(asyncio.run, other.run_once())
+        await sending
+        return taken
+
+    assert asyncio.run(race()) == 0
+    assert slow.stats.renewals >= 2
+    assert channel.sent.total() == 5
+    assert max(channel.sent.values()) == 1
+    with store.begin() as tx:
+        rows = tx.outbox(incident)
+    assert {r.state for r in rows} == {"sent"}
+    assert sum(r.reclaimed for r in rows) == 0
 
 
 def test_two_dispatchers_never_send_a_row_twice(store: SqlStore) -> None:

@@ -135,10 +135,13 @@ class TelegramBot:
     async def start(self) -> None:
         """Connect (getMe) and start receiving updates: polling, or the webhook."""
         hide_token(self.app.bot.token)
-        await self.app.initialize()
-        await self.app.start()
+        if not self.app.running:
+            await self.app.initialize()
+            await self.app.start()
         assert self.app.updater is not None
         allowed = ["message", "callback_query"]
+        if self.app.updater.running:
+            return
         if self.webhook is None:
             await self.app.updater.start_polling(poll_interval=self.poll_interval, timeout=10,
                                                  allowed_updates=allowed)
@@ -147,6 +150,11 @@ class TelegramBot:
         await self.app.updater.start_webhook(
             listen=hook.listen, port=hook.port, url_path=hook.path, webhook_url=hook.url,
             secret_token=hook.secret, allowed_updates=allowed)
+
+    async def stop_receiving(self) -> None:
+        """Stop polling, but stay ready to start again (another process leads now)."""
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
 
     async def stop(self) -> None:
         """Stop receiving; the updates already handled are confirmed to Telegram."""

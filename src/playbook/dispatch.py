@@ -5,7 +5,8 @@ failures are retried with backoff and the rest become dead letters.
 
 At-least-once: a row is marked sent only after the channel confirmed it. If the process dies
 between the two, the lease expires and the row is sent again; such rows are counted as
-`reclaimed`, so duplicates are bounded by what was in flight, and visible.
+`reclaimed`, so duplicates are bounded by what was in flight, and visible. While a batch is
+being sent its lease is renewed, so a live dispatcher's rows are never taken by another.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class DispatchStats:
     dead: int = 0
     unknown: int = 0
     reclaimed: int = 0
+    renewals: int = 0
     waits: dict[str, float] = field(default_factory=dict)
 
 
@@ -138,11 +140,35 @@ class Dispatcher:
         self.stats.reclaimed += sum(1 for r in rows if r.reclaimed and r.state == "sending")
         gate = asyncio.Semaphore(self.settings.concurrency)
         chats: dict[tuple[str, str], asyncio.Lock] = {}
-        outcomes = await asyncio.gather(*(self._send(row, gate, chats) for row in rows))
+        sent = asyncio.Event()
+        renewing = asyncio.create_task(self._renew([r.id for r in rows], sent))
+        try:
+            outcomes = await asyncio.gather(*(self._send(row, gate, chats) for row in rows))
+        finally:
+            sent.set()
+            await renewing
         with self.store.begin() as tx:
             for outcome in outcomes:
                 self._record(tx, outcome, self.clock.now())
         return len(rows)
+
+    async def _renew(self, ids: list[int], sent: asyncio.Event) -> None:
+        """Hold the batch's lease for as long as the batch is being sent.
+
+        Pacing can keep a batch for longer than any fixed lease (a 21st message to one group
+        waits a minute); another dispatcher must not take those rows while this one lives.
+        Real seconds, as the pacing is: a third of the lease apart, so two renewals can fail
+        before the lease runs out.
+        """
+        every = self.settings.lease.total_seconds() / 3
+        while True:
+            try:
+                await asyncio.wait_for(sent.wait(), every)
+                return
+            except TimeoutError:
+                with self.store.begin() as tx:
+                    tx.renew(ids, self.worker, self.clock.now() + self.settings.lease)
+                self.stats.renewals += 1
 
     async def drain(self) -> int:
         """Send until nothing is ready now (retries due later stay queued)."""

@@ -147,8 +147,10 @@ class FakeBotApi:
                  strict_chats: bool = False, clock: Callable[[], float] = time.monotonic,
                  faults: FaultPlan | None = None, hold: float = 30.0, tolerance: float = 0.05,
                  username: str = "playbook_test_bot", webhook_timeout: float = 5.0,
-                 webhook_retry: float = 0.05) -> None:
+                 webhook_retry: float = 0.05, latency: float = 0.0) -> None:
         self.token, self.enforce_limits, self.strict_chats = token, enforce_limits, strict_chats
+        self.latency = latency
+        """Seconds each request takes before it is answered, as across a real network."""
         self.clock, self.faults, self.tolerance = clock, faults, tolerance
         self.hold = hold
         """Seconds a timeout fault holds the request (longer than any client waits)."""
@@ -318,6 +320,8 @@ class FakeBotApi:
     # ----- the protocol ----------------------------------------------------------------------
     def call(self, token: str, method: str, params: JSON) -> tuple[str, int, JSON]:
         """Answer one request: `("reply", status, body)`, or `("timeout"|"drop", 0, {})`."""
+        if self.latency:
+            time.sleep(self.latency)  # each request has its own thread: they wait side by side
         with self._lock:
             self._stats.requests += 1
             self._stats.calls[method] += 1

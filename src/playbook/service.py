@@ -36,6 +36,7 @@ from playbook.dispatch import Dispatcher, DispatchSettings
 from playbook.duration import parse_duration
 from playbook.engine import Engine, EngineSettings
 from playbook.errors import BadInput
+from playbook.leader import Leadership
 from playbook.loader import load_checked
 from playbook.migrations import migrate
 from playbook.model import Playbook
@@ -162,14 +163,19 @@ def build_channels(settings: Settings, out: TextIO | None = None,
 
 
 class Service:
-    """`playbook run`: the scheduler wakes the engine, the dispatcher sends, until a signal."""
+    """`playbook run`: the scheduler wakes the engine, the dispatcher sends, until a signal.
+
+    Several may run on one PostgreSQL database: all of them send, one leads the schedule.
+    """
 
     def __init__(self, parts: Parts, clock: Clock | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, lead_every: float = 2.0) -> None:
         self.parts = parts
         self.clock = clock or SystemClock()
         self.dispatcher = parts.dispatcher(self.clock)
-        self.scheduler = Scheduler(self._tick)
+        self.scheduler: Scheduler | None = None
+        self.leadership = Leadership(parts.store)
+        self.lead_every = lead_every
         self.stop = asyncio.Event()
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -208,18 +214,16 @@ class Service:
         self.log(f"playbook run: database {redact(self.parts.store.url)}, "
                  f"channels {', '.join(sorted(self.parts.channels))}")
         bot = self._bot()  # before anything starts: a bad webhook secret stops us cleanly
-        await self.scheduler.start()
         sending = asyncio.create_task(self.dispatcher.run(self.stop))
+        leading = asyncio.create_task(self._lead(bot))
         try:
-            if bot is not None:
-                await bot.start()
-                how = (f"webhook {bot.webhook.url}" if bot.webhook else "long polling")
-                self.log(f"telegram: the bot is answering ({how})")
+            if bot is not None and bot.webhook is not None:
+                await self._start_bot(bot)  # every process answers the webhook it is sent
             await self.stop.wait()
         finally:
+            await leading
             if bot is not None:
                 await bot.stop()
-            self.scheduler.shutdown()
             await sending  # the batch in flight is sent and recorded before we stop
             await self.dispatcher.aclose()
             self.parts.store.dispose()
@@ -228,3 +232,47 @@ class Service:
                     loop.remove_signal_handler(sig)
             self.log(f"stopped: {self.dispatcher.stats.sent} sent, "
                      f"{self.dispatcher.stats.retried} to retry, {self.dispatcher.stats.dead} dead")
+
+    async def _start_bot(self, bot: TelegramBot) -> None:
+        await bot.start()
+        how = f"webhook {bot.webhook.url}" if bot.webhook else "long polling"
+        self.log(f"telegram: the bot is answering ({how})")
+
+    async def _lead(self, bot: TelegramBot | None) -> None:
+        """Run the schedule (and poll Telegram) while this process holds the lead.
+
+        Telegram gives updates to one poller only, so a polling bot follows the schedule's
+        leader; a webhook is answered by whichever process the reverse proxy picks.
+        """
+        polls = bot is not None and bot.webhook is None
+        leads, first = False, True
+        try:
+            while not self.stop.is_set():
+                held = self.leadership.hold()
+                if held and not leads:
+                    self.scheduler = Scheduler(self._tick)
+                    await self.scheduler.start()
+                    if self.leadership.shared:
+                        self.log("schedule: this process leads (it runs the schedule)")
+                    if polls and bot is not None:
+                        await self._start_bot(bot)
+                elif leads and not held:
+                    self._follow()
+                    if polls and bot is not None:
+                        await bot.stop_receiving()
+                    self.log("schedule: lost the lead (its database connection broke); "
+                             "sending only until it is back")
+                elif first and not held:
+                    self.log("schedule: another process leads; this one sends, and takes over "
+                             "the schedule if that one stops")
+                leads, first = held, False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), self.lead_every)
+        finally:
+            self._follow()
+            self.leadership.release()
+
+    def _follow(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+            self.scheduler = None

@@ -8,10 +8,11 @@ tables are what those migrations build, and a test compares the two.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +25,8 @@ from playbook.errors import RuntimeFailure
 from playbook.events import GENESIS, Event, chain
 from playbook.ports import AckRow, DraftRow, IncidentRow, OutboxRow, ScheduleRow, TaskRow
 from playbook.tables import acks, assignments, drafts, events, incidents, outbox, schedule, tasks
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -258,18 +261,19 @@ class StoreTx(ChatRecords):
     # the outbox
 
     def enqueue(self, deliveries: Iterable[Delivery], now: datetime) -> int:
-        rows = [{**{f.name: getattr(d, f.name) for f in dataclasses.fields(d)},
-                 "meta": dict(d.meta), "state": "queued", "attempts": 0, "next_attempt_at": now,
-                 "claimed_by": "", "last_error": "", "receipt": "", "reclaimed": 0,
-                 "unknown_outcomes": 0} for d in deliveries]
-        if not rows:
-            return 0
+        names = _FIELDS[Delivery]
+        fixed = {"state": "queued", "attempts": 0, "next_attempt_at": now, "claimed_by": "",
+                 "last_error": "", "receipt": "", "reclaimed": 0, "unknown_outcomes": 0}
+        statement = self._insert(outbox).on_conflict_do_nothing(
+            index_elements=["key"]).returning(outbox.c.id)
         inserted = 0
-        for start in range(0, len(rows), 500):
+        # A batch of rows at a time: a city-wide briefing's 200,000 rows as dicts at once
+        # took more memory than the deliveries themselves.
+        for batch in _batches(deliveries, 500):
+            rows = [{**{n: getattr(d, n) for n in names}, "meta": dict(d.meta), **fixed}
+                    for d in batch]
             # RETURNING counts what was really inserted; rowcount is unreliable for batches.
-            result = self.conn.execute(self._insert(outbox).on_conflict_do_nothing(
-                index_elements=["key"]).returning(outbox.c.id), rows[start:start + 500])
-            inserted += len(result.all())
+            inserted += len(self.conn.execute(statement, rows).all())
         return inserted
 
     def claim(self, now: datetime, worker: str, lease_until: datetime,
@@ -296,6 +300,12 @@ class StoreTx(ChatRecords):
         rows = self.conn.execute(outbox.select().where(outbox.c.id.in_(ids)).order_by(
             outbox.c.next_attempt_at, outbox.c.id))
         return [self._outbox_row(r) for r in rows]
+
+    def renew(self, ids: Sequence[int], worker: str, lease_until: datetime) -> int:
+        done = self.conn.execute(outbox.update().where(
+            outbox.c.id.in_(list(ids)), outbox.c.state == "sending",
+            outbox.c.claimed_by == worker).values(lease_until=lease_until))
+        return int(done.rowcount)
 
     def finish(self, row_id: int, state: str, *, at: datetime, error: str = "",
                receipt: str = "", next_attempt_at: datetime | None = None,
@@ -340,13 +350,16 @@ class StoreTx(ChatRecords):
     # acknowledgements
 
     def add_acks(self, rows: Iterable[AckRow]) -> int:
-        values = [dataclasses.asdict(a) for a in rows]
-        if not values:
-            return 0
-        result = self.conn.execute(self._insert(acks).on_conflict_do_nothing(
-            index_elements=["incident_id", "step_id", "number", "recipient_id"]).returning(
-                acks.c.token), values)
-        return len(result.all())
+        # No conflict target: a row for the same occurrence and recipient and a row whose token
+        # another briefing already has are both skipped, not an error (`listening.ask` reads
+        # back who has a code and draws new ones for the rest).
+        statement = self._insert(acks).on_conflict_do_nothing().returning(acks.c.token)
+        names = _FIELDS[AckRow]  # not `dataclasses.asdict`: it deep-copies every value
+        inserted = 0
+        for batch in _batches(rows, 1000):
+            values = [{n: getattr(a, n) for n in names} for a in batch]
+            inserted += len(self.conn.execute(statement, values).all())
+        return inserted
 
     def acks(self, incident_id: str) -> list[AckRow]:
         query = acks.select().where(acks.c.incident_id == incident_id).order_by(
@@ -408,6 +421,17 @@ class StoreTx(ChatRecords):
         delivery = Delivery(**{f.name: r._mapping[f.name] for f in dataclasses.fields(Delivery)})
         return OutboxRow(r.id, delivery, r.state, r.attempts, r.next_attempt_at, r.last_error,
                          r.reclaimed, r.unknown_outcomes)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in (Delivery, AckRow)}
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of at most `size`, built one at a time."""
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
 
 
 def _live(query: Any, table: sa.Table, only: str | None) -> Any:

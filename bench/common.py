@@ -58,7 +58,7 @@ def median(values: Sequence[float]) -> float:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    """The peak resident memory of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -74,3 +74,16 @@ def in_child(module: str, *args: str, timeout: float = 900) -> dict[str, object]
         raise RuntimeError(f"bench/{module}.py {' '.join(args)} failed:\n{done.stderr}")
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def report(section: Section) -> None:
+    """Print a section's figures, for a benchmark run on its own."""
+    print(f"## {section.title}")
+    for f in section.figures:
+        verdict = "" if f.met is None else ("  [met]" if f.met else "  [MISSED]")
+        goal = f"  (goal {f.goal})" if f.goal else ""
+        print(f"- {f.what}: {f.value}{goal}{verdict}")
+        if f.note:
+            print(f"    {f.note}")
+    for row in section.table:
+        print("  " + " | ".join(row))

@@ -1,17 +1,20 @@
 """Benchmarks for the playbook language: validation, rendering, and the cost bounds.
 
-Run: .venv/bin/python bench/bench_validate.py   (prints a markdown table for docs/benchmarks.md)
+Run: .venv/bin/python bench/validate.py [--quick]   (prints the section's figures)
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from common import Figure, Section, report
 
 from playbook.checks import example_context
 from playbook.config import load_settings
@@ -50,7 +53,8 @@ def refused(fn: Callable[[], object]) -> Callable[[], object]:
     return run
 
 
-def main() -> None:
+def run(quick: bool) -> Section:
+    """Validation, rendering and the template sandbox's limits."""
     path = ROOT / "protocols" / "hate_incident.yaml"
     checked = load_checked(path, city=CITY, timezone=ZONE)
     pb = checked.playbook
@@ -77,24 +81,42 @@ def main() -> None:
                            "{% endfor %}{% endfor %}")
     rows = [
         ("validate hate_incident (schema, 30 templates, all checks)",
-         timed(lambda: load_checked(path, city=CITY, timezone=ZONE), 20)),
+         timed(lambda: load_checked(path, city=CITY, timezone=ZONE), 1 if quick else 20)),
         ("validate the library: 6 protocols, 39 key messages × 6 languages",
          timed(lambda: [load_checked(f, city=CITY, timezone=ZONE)
-                        for f in sorted((ROOT / "protocols").glob("*.yaml"))], 5)),
+                        for f in sorted((ROOT / "protocols").glob("*.yaml"))], 1 if quick else 5)),
         ("render first statement: 6 languages × 100 (cached compile)",
-         timed(render_all_languages, 5)),
+         timed(render_all_languages, 1 if quick else 5)),
         ("refuse a billion-laughs alias bomb (9^9 nodes if expanded)",
-         timed(refused(lambda: parse_yaml(bomb, "bomb.yaml")), 50)),
+         timed(refused(lambda: parse_yaml(bomb, "bomb.yaml")), 1 if quick else 50)),
         ("worst admissible loop: 1,000 × 1,000 iterations, no output",
-         timed(lambda: Renderer(ZONE).render(busy, {}), 3)),
+         timed(lambda: Renderer(ZONE).render(busy, {}), 1 if quick else 3)),
         ("output flood cut off at 16,384 characters",
-         timed(refused(lambda: Renderer(ZONE).render(flood, {})), 20)),
+         timed(refused(lambda: Renderer(ZONE).render(flood, {})), 1 if quick else 20)),
     ]
-    print("| what | median time | peak memory |")
-    print("| --- | ---: | ---: |")
-    for name, (seconds, peak) in rows:
-        print(f"| {name} | {seconds * 1000:,.2f} ms | {peak / 1024:,.0f} KiB |")
+    table = [["what", "median time", "peak memory"]]
+    table += [[name, f"{seconds * 1000:,.2f} ms", f"{peak / 1024:,.0f} KiB"]
+              for name, (seconds, peak) in rows]
+    times = {name: seconds for name, (seconds, _) in rows}
+    library = times[rows[1][0]]
+    renders = times[rows[2][0]]
+    refusal = times[rows[3][0]]
+    loop = times[rows[4][0]]
+    return Section(
+        "Validation and rendering",
+        "Each time is the median of several runs after a warm-up; memory is the peak traced "
+        "by `tracemalloc` during one run. The worst-case loop is the bound behind the template "
+        "rules in `docs/templates.md`: loops go only over given values or `range()` (at most "
+        "1,000), at most two deep, so no template does more than about 10⁶ iterations.",
+        [Figure("validate the whole library (6 protocols, 234 templates)",
+                f"{library:.2f} s", "< 2 s, fast enough for every commit", library < 2.0),
+         Figure("render rate, one core", f"{600 / renders:,.0f} renders/s",
+                "≥ 1,000/s: rendering is never the bottleneck of a send", 600 / renders >= 1000),
+         Figure("billion-laughs YAML refused", f"{refusal * 1000:.2f} ms", "< 10 ms",
+                refusal < 0.01),
+         Figure("worst admissible template", f"{loop * 1000:.0f} ms", "< 1 s", loop < 1.0)],
+        table)
 
 
 if __name__ == "__main__":
-    main()
+    report(run("--quick" in sys.argv))

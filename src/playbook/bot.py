@@ -50,7 +50,7 @@ from playbook.clock import Clock
 from playbook.desk import ONCE, Ask, Button, Desk, Reply
 from playbook.directory import Staff
 from playbook.engine import Engine
-from playbook.errors import BadInput
+from playbook.errors import BadInput, RuntimeFailure
 from playbook.fanout import esc
 from playbook.i18n import N_, Translator, autonym, translator
 from playbook.phrases import ACK_PREFIX, phrase
@@ -134,6 +134,12 @@ class TelegramBot:
 
     async def start(self) -> None:
         """Connect (getMe) and start receiving updates: polling, or the webhook."""
+        try:
+            await self._begin()
+        except TelegramError as exc:
+            raise RuntimeFailure(f"telegram: the bot cannot start: {exc}") from exc
+
+    async def _begin(self) -> None:
         hide_token(self.app.bot.token)
         if not self.app.running:
             await self.app.initialize()

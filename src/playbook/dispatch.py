@@ -12,16 +12,19 @@ being sent its lease is renewed, so a live dispatcher's rows are never taken by 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from playbook.clock import Clock
 from playbook.delivery import Channel, Delivery, Limits
-from playbook.errors import SendFailed
-from playbook.ports import OutboxRow, Store, Tx
+from playbook.errors import RuntimeFailure, SendFailed
+from playbook.ports import NewEvent, OutboxRow, Store, Tx
 
 
 @dataclass(frozen=True)
@@ -58,36 +61,64 @@ class DispatchStats:
     waits: dict[str, float] = field(default_factory=dict)
 
 
+_EPSILON = 1e-9
+"""Seconds: two slots exactly the minimum gap apart do not collide."""
+
+
 class Pacer:
     """Keeps each channel under its limits: overall rate, per private chat, per group a minute.
 
-    Slots are reserved before sleeping, so concurrent senders queue up instead of racing.
+    Slots are reserved before sleeping, so concurrent senders queue up instead of racing. The
+    overall limit is a calendar of reserved slots at least `1 / per_second` apart, not one
+    "next free" time: a delivery that must wait for its chat (a second message to one private
+    chat, a group's 21st in a minute) takes a later slot and leaves the earlier ones free for
+    other chats, instead of holding up the whole channel until its own time comes.
     """
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.monotonic = monotonic
-        self._next_global: dict[str, float] = {}
+        self._blocked: dict[str, float] = {}
+        """Until when the provider told us to send nothing on a channel."""
+        self._slots: dict[str, list[float]] = {}
+        """Each channel's reserved slots, sorted; those long past are dropped."""
         self._next_chat: dict[tuple[str, str], float] = {}
         self._group: dict[tuple[str, str], deque[float]] = {}
 
     def reserve(self, channel: str, limits: Limits, delivery: Delivery) -> float:
         """Reserve the earliest slot for this delivery; returns seconds to wait for it."""
         now = self.monotonic()
-        at = max(now, self._next_global.get(channel, now))
+        at = max(now, self._blocked.get(channel, now))
         chat = (channel, delivery.address)
+        window: deque[float] | None = None
         if delivery.is_group and limits.per_group_per_minute:
             window = self._group.setdefault(chat, deque())
             while window and window[0] <= at - 60.0:
                 window.popleft()
+            if window:
+                at = max(at, window[-1])  # one chat's messages keep their order
             if len(window) >= limits.per_group_per_minute:
-                at = max(at, window[0] + 60.0)
-            window.append(at)
+                at = max(at, window[-limits.per_group_per_minute] + 60.0)
         elif limits.per_chat_interval:
             at = max(at, self._next_chat.get(chat, at))
-            self._next_chat[chat] = at + limits.per_chat_interval
         if limits.per_second:
-            self._next_global[channel] = at + 1.0 / limits.per_second
+            at = self._slot(channel, at, now, 1.0 / limits.per_second)
+        if window is not None:
+            window.append(at)
+        elif limits.per_chat_interval:
+            self._next_chat[chat] = at + limits.per_chat_interval
         return at - now
+
+    def _slot(self, channel: str, earliest: float, now: float, gap: float) -> float:
+        """Take the earliest time from `earliest` at least `gap` away from every other slot."""
+        slots = self._slots.setdefault(channel, [])
+        del slots[:bisect.bisect_left(slots, now - gap)]  # older ones constrain nothing
+        at = earliest
+        i = bisect.bisect_right(slots, at - gap + _EPSILON)
+        while i < len(slots) and slots[i] < at + gap - _EPSILON:
+            at = max(at, slots[i] + gap)
+            i += 1
+        slots.insert(i, at)
+        return at
 
     def finished(self, channel: str, limits: Limits, delivery: Delivery) -> None:
         """A send to a private chat ended: the next one to that chat waits from now.
@@ -103,7 +134,7 @@ class Pacer:
     def back_off(self, channel: str, seconds: float) -> None:
         """The provider said to slow down: nobody on this channel sends for `seconds`."""
         now = self.monotonic()
-        self._next_global[channel] = max(self._next_global.get(channel, now), now + seconds)
+        self._blocked[channel] = max(self._blocked.get(channel, now), now + seconds)
 
 
 class Dispatcher:
@@ -148,8 +179,7 @@ class Dispatcher:
             sent.set()
             await renewing
         with self.store.begin() as tx:
-            for outcome in outcomes:
-                self._record(tx, outcome, self.clock.now())
+            self._record_all(tx, outcomes)
         return len(rows)
 
     async def _renew(self, ids: list[int], sent: asyncio.Event) -> None:
@@ -177,11 +207,28 @@ class Dispatcher:
             total += claimed
         return total
 
-    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
-        """Send until `stop` is set; sleeps when idle until woken or `idle` seconds pass."""
+    async def run(self, stop: asyncio.Event, idle: float = 1.0,
+                  on_error: Callable[[RuntimeFailure], None] | None = None) -> None:
+        """Send until `stop` is set; sleeps when idle until woken or `idle` seconds pass.
+
+        A database that cannot be reached (a restart, a failover) is waited out: the batch in
+        hand is left to its lease, `on_error` is told, and claiming starts again when the
+        database answers, without the process having to be restarted.
+        """
+        failures = 0
         while not stop.is_set():
-            if await self.run_once():
+            try:
+                if await self.run_once():
+                    failures = 0
+                    continue
+            except RuntimeFailure as exc:
+                failures += 1
+                if on_error is not None:
+                    on_error(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(30.0, idle * 2 ** failures))
                 continue
+            failures = 0
             self.wake.clear()
             waiters = [asyncio.ensure_future(self.wake.wait()),
                        asyncio.ensure_future(stop.wait())]
@@ -217,19 +264,43 @@ class Dispatcher:
                 finally:
                     self.pacer.finished(channel.name, channel.limits, delivery)
 
+    def _record_all(self, tx: Tx, outcomes: Sequence[Outcome]) -> None:
+        """Record a batch's outcomes in order, each run of sent rows in bulk.
+
+        A run of sent rows is one update of the outbox and one insert into each incident's
+        log; a failure is recorded on its own, after the sent rows before it, so the log keeps
+        the order of the outcomes.
+        """
+        sent: list[Outcome] = []
+        for outcome in outcomes:
+            if outcome.error is None:
+                sent.append(outcome)
+                continue
+            self._record_sent(tx, sent, self.clock.now())
+            sent = []
+            self._record(tx, outcome, self.clock.now())
+        self._record_sent(tx, sent, self.clock.now())
+
+    def _record_sent(self, tx: Tx, outcomes: Sequence[Outcome], now: datetime) -> None:
+        if not outcomes:
+            return
+        tx.finish_sent([(o.row.id, o.receipt) for o in outcomes], now)
+        entries: dict[str, list[NewEvent]] = {}
+        for o in outcomes:
+            d = o.row.delivery
+            entries.setdefault(d.incident_id, []).append(NewEvent(
+                "sent", now, d.step_id, data={**_log_data(o.row), "receipt": o.receipt}))
+        for incident_id in sorted(entries):  # one order of row locks for every dispatcher
+            tx.append_many(incident_id, entries[incident_id])
+        self.stats.sent += len(outcomes)
+
     def _record(self, tx: Tx, outcome: Outcome, now: datetime) -> None:
         row, error = outcome.row, outcome.error
-        d = row.delivery
-        data = {"key": d.key, "recipient": d.recipient_id, "lang": d.lang, "channel": d.channel,
-                "attempt": row.attempts}
-        if row.reclaimed:
-            data["reclaimed"] = row.reclaimed
         if error is None:
-            tx.finish(row.id, "sent", at=now, receipt=outcome.receipt)
-            tx.append(d.incident_id, "sent", now, step_id=d.step_id,
-                      data={**data, "receipt": outcome.receipt})
-            self.stats.sent += 1
+            self._record_sent(tx, [outcome], now)
             return
+        d = row.delivery
+        data = _log_data(row)
         if error.outcome_unknown:
             self.stats.unknown += 1
             tx.append(d.incident_id, "unknown_outcome", now, step_id=d.step_id,
@@ -256,3 +327,13 @@ class Dispatcher:
     def _backoff(self, attempts: int) -> float:
         return float(min(self.settings.backoff_cap,
                          self.settings.backoff_base * 2 ** (attempts - 1)))
+
+
+def _log_data(row: OutboxRow) -> dict[str, Any]:
+    """What the log says of every outcome of one row."""
+    d = row.delivery
+    data: dict[str, Any] = {"key": d.key, "recipient": d.recipient_id, "lang": d.lang,
+                            "channel": d.channel, "attempt": row.attempts}
+    if row.reclaimed:
+        data["reclaimed"] = row.reclaimed
+    return data

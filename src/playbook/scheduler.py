@@ -1,8 +1,10 @@
 """APScheduler wakes the engine at the next due time; the database decides what that time is.
 
-There is one job, rescheduled after every tick to `engine.next_wake()`, plus a slow poll that
-notices work another process added (an activation from the command line). Nothing about the
-schedule lives in APScheduler, so it is rebuilt from the database at every start.
+There is one job, rescheduled after every tick to `engine.next_wake()`, plus a poll every second
+that asks the database for its next wake-up time only (one cheap query), so work another
+process added (an activation from the command line, a step due in five seconds) is not left
+waiting. Nothing about the schedule lives in APScheduler, so it is rebuilt from the database at
+every start.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ WAKE, POLL = "wake", "poll"
 class Scheduler:
     """Calls `tick` when the database says something is due, and `tick` only then."""
 
-    def __init__(self, tick: Callable[[], Awaitable[datetime | None]], *,
-                 poll: timedelta = timedelta(seconds=15)) -> None:
+    def __init__(self, tick: Callable[[], Awaitable[datetime | None]],
+                 peek: Callable[[], datetime | None], *,
+                 poll: timedelta = timedelta(seconds=1)) -> None:
         self._tick = tick
+        self._peek = peek
         self._poll = poll
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -31,7 +35,7 @@ class Scheduler:
     async def start(self) -> None:
         """Tick once (running whatever fell due while we were down), then wait for the next."""
         self._scheduler.start()
-        self._scheduler.add_job(self._run, IntervalTrigger(seconds=self._poll.total_seconds()),
+        self._scheduler.add_job(self._look, IntervalTrigger(seconds=self._poll.total_seconds()),
                                 id=POLL, replace_existing=True)
         await self._run()
 
@@ -39,6 +43,12 @@ class Scheduler:
         """Stop waking the engine; a tick in progress finishes on its own."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    async def _look(self) -> None:
+        """Wake earlier if another process added something due before our next wake-up."""
+        wake = self._peek()
+        if wake is not None and (self.next_wake is None or wake < self.next_wake):
+            await self._run()
 
     async def _run(self) -> None:
         self.next_wake = await self._tick()

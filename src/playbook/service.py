@@ -16,7 +16,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from playbook import links
@@ -35,7 +35,7 @@ from playbook.directoryfile import load_directory
 from playbook.dispatch import Dispatcher, DispatchSettings
 from playbook.duration import parse_duration
 from playbook.engine import Engine, EngineSettings
-from playbook.errors import BadInput
+from playbook.errors import BadInput, RuntimeFailure
 from playbook.leader import Leadership
 from playbook.loader import load_checked
 from playbook.migrations import migrate
@@ -162,6 +162,10 @@ def build_channels(settings: Settings, out: TextIO | None = None,
     return channels, notes
 
 
+RETRY_TICK = timedelta(seconds=2)
+"""How soon a tick that found the database away is tried again."""
+
+
 class Service:
     """`playbook run`: the scheduler wakes the engine, the dispatcher sends, until a signal.
 
@@ -181,11 +185,16 @@ class Service:
 
     async def _tick(self) -> datetime | None:
         engine = self.parts.engine
-        fired = engine.tick(self.clock.now())
-        if fired:
-            self.log(f"fired {fired} step(s)")
-            self.dispatcher.wake.set()
-        return engine.next_wake()
+        try:
+            fired = engine.tick(self.clock.now())
+            if fired:
+                self.log(f"fired {fired} step(s)")
+                self.dispatcher.wake.set()
+            return engine.next_wake()
+        except RuntimeFailure as exc:
+            # What was due stays due in the database: look again shortly.
+            self.log(f"schedule: {exc}; trying again in {RETRY_TICK.total_seconds():.0f} s")
+            return self.clock.now() + RETRY_TICK
 
     def _bot(self) -> TelegramBot | None:
         """The Telegram bot, when a token is configured."""
@@ -214,17 +223,20 @@ class Service:
         self.log(f"playbook run: database {redact(self.parts.store.url)}, "
                  f"channels {', '.join(sorted(self.parts.channels))}")
         bot = self._bot()  # before anything starts: a bad webhook secret stops us cleanly
-        sending = asyncio.create_task(self.dispatcher.run(self.stop))
+        sending = asyncio.create_task(self.dispatcher.run(self.stop, on_error=self._db_down))
         leading = asyncio.create_task(self._lead(bot))
+        stopping = asyncio.create_task(self.stop.wait())
         try:
             if bot is not None and bot.webhook is not None:
                 await self._start_bot(bot)  # every process answers the webhook it is sent
-            await self.stop.wait()
+            # A task that ends by itself has failed: stop, so that systemd starts us again.
+            await asyncio.wait([stopping, sending, leading], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await leading
+            self.stop.set()
+            await asyncio.wait([stopping, leading])
             if bot is not None:
                 await bot.stop()
-            await sending  # the batch in flight is sent and recorded before we stop
+            await asyncio.wait([sending])  # the batch in flight is sent and recorded
             await self.dispatcher.aclose()
             self.parts.store.dispose()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -232,6 +244,18 @@ class Service:
                     loop.remove_signal_handler(sig)
             self.log(f"stopped: {self.dispatcher.stats.sent} sent, "
                      f"{self.dispatcher.stats.retried} to retry, {self.dispatcher.stats.dead} dead")
+        for task in (sending, leading):
+            if task.exception() is not None:
+                raise RuntimeFailure(f"playbook run stopped on an error: {task.exception()}")
+
+    def _peek(self) -> datetime | None:
+        try:
+            return self.parts.engine.next_wake()
+        except RuntimeFailure:
+            return None  # the next tick says so, and tries again
+
+    def _db_down(self, exc: RuntimeFailure) -> None:
+        self.log(f"sending: {exc}; waiting for the database")
 
     async def _start_bot(self, bot: TelegramBot) -> None:
         await bot.start()
@@ -242,35 +266,46 @@ class Service:
         """Run the schedule (and poll Telegram) while this process holds the lead.
 
         Telegram gives updates to one poller only, so a polling bot follows the schedule's
-        leader; a webhook is answered by whichever process the reverse proxy picks.
+        leader; a webhook is answered by whichever process the reverse proxy picks. Nothing
+        here gives up: a database or Bot API that cannot be reached is asked again next round.
         """
         polls = bot is not None and bot.webhook is None
-        leads, first = False, True
+        leads, polling, first = False, False, True
         try:
             while not self.stop.is_set():
                 held = self.leadership.hold()
                 if held and not leads:
-                    self.scheduler = Scheduler(self._tick)
+                    self.scheduler = Scheduler(self._tick, self._peek)
                     await self.scheduler.start()
                     if self.leadership.shared:
                         self.log("schedule: this process leads (it runs the schedule)")
-                    if polls and bot is not None:
-                        await self._start_bot(bot)
                 elif leads and not held:
                     self._follow()
-                    if polls and bot is not None:
-                        await bot.stop_receiving()
                     self.log("schedule: lost the lead (its database connection broke); "
                              "sending only until it is back")
                 elif first and not held:
                     self.log("schedule: another process leads; this one sends, and takes over "
                              "the schedule if that one stops")
                 leads, first = held, False
+                if polls and bot is not None and held != polling:
+                    polling = await self._poll(bot, held)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), self.lead_every)
         finally:
             self._follow()
             self.leadership.release()
+
+    async def _poll(self, bot: TelegramBot, start: bool) -> bool:
+        """Start or stop polling Telegram; whether it polls now."""
+        if not start:
+            await bot.stop_receiving()
+            return False
+        try:
+            await self._start_bot(bot)
+            return True
+        except RuntimeFailure as exc:
+            self.log(f"{exc}; trying again in {self.lead_every:.0f} s")
+            return False
 
     def _follow(self) -> None:
         if self.scheduler is not None:

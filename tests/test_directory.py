@@ -8,6 +8,7 @@ import pytest
 
 from conftest import ROOT, Cli
 from drive import checked, example_directory
+from playbook import directoryfile
 from playbook.audience import select
 from playbook.directory import Directory, Staff, assign_roles
 from playbook.directoryfile import load_directory
@@ -131,3 +132,22 @@ def test_activate_refuses_a_playbook_naming_an_unknown_public_channel(
     assert result.code == 2
     assert "public channels the directory does not define: telegram_channel, website" in (
         result.err)
+
+
+def test_a_large_spreadsheet_loads_and_an_oversized_one_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CSV past YAML's 1 MB bound (17,000 people) loads; past its own bound, refused."""
+    path = tmp_path / "intermediaries.csv"
+    rows = [f"p{i:05d},Person number {i},Org,,c,,en,{100000 + i},p{i:05d}@x.example,\n"
+            for i in range(17_000)]
+    path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    assert path.stat().st_size > 1_000_000
+    assert len(load_directory({"intermediaries": path}).intermediaries) == 17_000
+    monkeypatch.setattr(directoryfile, "MAX_CSV_BYTES", 1_000_001)
+    [problem] = _problems({"intermediaries": path})
+    assert "over the 1,000,001 limit" in problem
+    path.write_bytes(HEADER.encode() + "".join(rows).encode() + b"x,\xff\n")
+    monkeypatch.setattr(directoryfile, "MAX_CSV_BYTES", 50_000_000)
+    [problem] = _problems({"intermediaries": path})
+    assert f"{path}:17002:3: " in problem
+    assert "UTF-8" in problem

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
 
 from playbook.clock import SystemClock, VirtualClock
 from playbook.delivery import Delivery, Limits
 from playbook.dispatch import Dispatcher, DispatchSettings, Pacer
 from playbook.errors import SendFailed
+from playbook.events import verify
 from playbook.ports import IncidentRow
 from playbook.store import SqlStore
+from playbook.tables import outbox
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
 
@@ -279,3 +284,55 @@ def test_pacer_backs_off_after_429() -> None:
     pacer = Pacer(ticks)
     pacer.back_off("telegram", 7)
     assert pacer.reserve("telegram", Limits(), _one("1")) == 7
+
+
+def test_a_chat_that_must_wait_does_not_hold_up_the_others() -> None:
+    """A second message to one chat, or a group's 21st, takes a later slot; others go first."""
+    pacer = Pacer(Ticks())
+    private = Limits(per_second=30, per_chat_interval=1.0)
+    assert pacer.reserve("telegram", private, _one("42")) == 0
+    assert pacer.reserve("telegram", private, _one("42")) == 1.0
+    assert abs(pacer.reserve("telegram", private, _one("43")) - 1 / 30) < 1e-9
+    groups = Limits(per_second=30, per_group_per_minute=20)
+    waits = [pacer.reserve("telegram", groups, _one("-1001")) for _ in range(21)]
+    assert waits[20] >= 60.0
+    assert pacer.reserve("telegram", groups, _one("-1002")) < 1.0
+    slots = sorted([0.0, 1.0, *waits])
+    assert all(b - a >= 1 / 30 - 1e-9 for a, b in itertools.pairwise(slots))
+
+
+def test_a_batch_is_logged_in_the_order_of_its_outcomes(store: SqlStore) -> None:
+    """Sent rows are recorded in bulk around a failure; each incident's chain still verifies."""
+    first, second = _incident(store), _incident(store, "2026-0002")
+    with store.begin() as tx:
+        tx.enqueue([d for pair in zip(_deliveries(first, 4), _deliveries(second, 4),
+                                      strict=True) for d in pair], T0)
+    channel = Recorder()
+    sends = 0
+
+    async def third_fails(delivery: Delivery) -> str:
+        nonlocal sends
+        sends += 1
+        if sends == 3:
+            raise SendFailed("500", retryable=True)
+        return await Recorder.send(channel, delivery)
+
+    channel.send = third_fails  # type: ignore[method-assign]
+    dispatcher = _dispatcher(store, channel, VirtualClock(T0))
+    asyncio.run(dispatcher.run_once())
+    with store.begin() as tx:
+        logs = {i: tx.events(i) for i in (first, second)}
+        heads = {i: tx.incident(i) for i in (first, second)}
+        receipts = {r.key: r.receipt for r in tx.conn.execute(
+            sa.select(outbox.c.key, outbox.c.receipt).where(outbox.c.state == "sent"))}
+    assert [e.kind for e in logs[first]] == ["sent", "failed", "sent", "sent"]
+    assert [e.kind for e in logs[second]] == ["sent"] * 4
+    assert [e.data["key"] for e in logs[second]] == [
+        d.key for d in _deliveries(second, 4)]
+    for incident, log in logs.items():
+        head = heads[incident]
+        assert head is not None
+        assert verify(incident, log, (head.head_seq, head.head_hash)) is None
+    assert receipts == {e.data["key"]: e.data["receipt"]
+                        for log in logs.values() for e in log if e.kind == "sent"}
+    assert dispatcher.stats.sent == 7

@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from drive import HATE_PARAMS, SETTINGS, START, ZONE, Drive, checked, example_directory
+from playbook import listening
 from playbook.approvals import Approvals
+from playbook.audience import person
 from playbook.checks import message_context
 from playbook.delivery import Delivery
 from playbook.directory import Directory, Intermediary
 from playbook.errors import BadInput
-from playbook.listening import acknowledge, concern
-from playbook.phrases import PHRASES, show_code, with_ack_request
+from playbook.listening import acknowledge, concern, new_tokens
+from playbook.model import MessageStep
+from playbook.phrases import CODE_ALPHABET, PHRASES, read_code, show_code, with_ack_request
 from playbook.ports import AckRow
 from playbook.render import FSI, LRI, PDI, RLM, Renderer
 from playbook.store import SqlStore
@@ -237,3 +240,30 @@ def test_right_to_left_requests_read_right_character_by_character() -> None:
                        "email", "x@example.org", "", "Text", START, {"ack_token": "K7F3Q2MX"})
     assert RLM not in with_ack_request(english, buttons=False)
     assert Counter(with_ack_request(english, buttons=True))[LRI] == 0
+
+
+def test_codes_drawn_at_once_are_distinct_and_typeable() -> None:
+    """A city-wide batch of codes: 8 characters each from the typeable alphabet, none twice."""
+    codes = new_tokens(5000)
+    assert len(set(codes)) == 5000
+    assert all(len(c) == 8 and set(c) <= set(CODE_ALPHABET) for c in codes)
+    assert all(read_code(show_code(c).lower()) == c for c in codes[:50])
+    assert len({c[0] for c in codes}) == len(CODE_ALPHABET)  # every first character occurs
+
+
+def test_a_code_another_briefing_holds_is_drawn_again(briefed: tuple[Drive, str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new code that happens to equal a stored one is replaced, not a failed step."""
+    drive, incident_id = briefed
+    taken = _acks(drive, incident_id)["intermediary:p000"].token
+    draws = iter([[taken], ["FRESH234"]])
+    monkeypatch.setattr(listening, "new_tokens", lambda count: next(draws))
+    with drive.store.begin() as tx:
+        incident = tx.incident(incident_id)
+        assert incident is not None
+        step = drive.engine.version(incident).step(STEP)
+        assert isinstance(step, MessageStep)
+        someone = person(big_directory().intermediaries[1], "intermediary")
+        got = listening.ask(tx, incident, step, 2, [someone], {}, drive.clock.now())
+    assert got == {someone.id: "FRESH234"}
+    assert {a.token for a in _acks(drive, incident_id).values()} >= {taken, "FRESH234"}

@@ -126,7 +126,7 @@ def channels_for(recipient: Recipient, allowed: Iterable[str]) -> list[tuple[str
     """The (channel, address) pairs to use: each allowed one the recipient has, else the first."""
     if recipient.kind == "public":
         return list(recipient.addresses)
-    wanted = set(allowed)
+    wanted = allowed if isinstance(allowed, frozenset) else frozenset(allowed)
     if not wanted:
         return list(recipient.addresses[:1])
     return [(c, a) for c, a in recipient.addresses if c in wanted]

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from playbook.directory import Directory, Intermediary, MediaContact, PublicChannel, Staff
 from playbook.errors import BadInput, Problem
 from playbook.loader import located
-from playbook.yamlfile import dump_yaml, load_yaml, read_text
+from playbook.yamlfile import MAX_BYTES, dump_yaml, load_yaml, read_text
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "staff": Staff, "intermediaries": Intermediary, "media": MediaContact,
@@ -37,6 +37,9 @@ INTERMEDIARY_COLUMNS = ("id", "name", "organisation", "kind", "communities", "ar
                         "languages", "telegram_chat_id", "email", "backup")
 EXPORT_COLUMNS = (*INTERMEDIARY_COLUMNS, "tags", "active")
 SAVE_AS = "in Excel use File › Save As › “CSV UTF-8 (comma delimited)”"
+MAX_CSV_BYTES = 50_000_000
+"""A spreadsheet is read in linear time (no nesting, no aliases), so it may be far larger than a
+YAML file (`yamlfile.MAX_BYTES`, 1 MB, about 10,000 intermediaries): 50 MB is about 500,000."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,7 +83,7 @@ def _read(section: str, path: Path) -> list[BaseModel]:
 
 
 def _read_csv(section: str, path: Path) -> list[BaseModel]:
-    table = parse_csv(read_text(path), str(path), SECTIONS[section])
+    table = parse_csv(read_csv_text(path), str(path), SECTIONS[section])
     if table.problems:
         raise BadInput(table.problems)
     return [row.entry for row in table.rows if row.entry is not None]
@@ -246,11 +249,32 @@ def _cross_checks(directory: Directory, files: Mapping[str, Path]) -> Iterator[P
 def read_csv_text(path: Path) -> str:
     """A spreadsheet's text; one saved in another encoding is told how to save it from Excel."""
     try:
-        return read_text(path)
+        return _csv_text(path)
     except BadInput as exc:
         if not _undecodable(path):
             raise
         raise BadInput([replace(p, hint=SAVE_AS) for p in exc.problems]) from None
+
+
+def _csv_text(path: Path) -> str:
+    """`read_text` with the spreadsheet's own size limit (`MAX_CSV_BYTES`)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    if size <= MAX_BYTES:
+        return read_text(path)  # and its errors: missing, a folder, unreadable, not UTF-8
+    if size > MAX_CSV_BYTES:
+        raise BadInput.one(str(path), f"the file is {size:,} bytes, over the {MAX_CSV_BYTES:,} "
+                           "limit", "keep only the people the city would brief; remove old rows")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[:exc.start]
+        raise BadInput.one(str(path), f"invalid UTF-8 (byte 0x{raw[exc.start]:02x})",
+                           "save the file as UTF-8", line=before.count(b"\n") + 1,
+                           col=len(before) - (before.rfind(b"\n") + 1) + 1) from None
 
 
 def _undecodable(path: Path) -> bool:

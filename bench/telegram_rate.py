@@ -50,20 +50,17 @@ BASELINE_RETRIES = 5
 PAUSE = 0.1
 """Seconds between two accepted messages that count as a pause (the pace is one per 1/30 s)."""
 NOTE_RATE = (
-    "Why: the dispatcher sends one claim of 100 rows as a batch and claims the next only when "
-    "the whole batch is done. A chat with two or three messages in one claim gets them one at "
-    "a time (a lock per chat), so its second message reserves a slot only once its first has "
-    "been answered, after every other row of the batch, and the batch ends waiting out that "
-    "chat's second alone: 0.5–0.9 s idle in about a third of the batches, plus ~40 ms between "
-    "batches (the last answer, recording, the next claim). Fix, in `StoreTx.claim`/`run_once` "
-    "(not made here): claim at most one row per chat at a time, the next claim taking the "
-    "chat's next row while the Pacer keeps its second (measured in development: 0.98 on "
-    "this workload), or claim the next batch while the current one is still being sent.")
+    "Where the time goes: the dispatcher sends a claim (up to 100 rows, one per chat) as a "
+    "batch and claims the next when the whole batch is done, so each batch ends with a short "
+    "idle tail (the last answer, recording, the next claim, ~40 ms). Before claims took one "
+    "row per chat, a chat's second message in a batch waited out its interval alone at the "
+    "end of the batch (0.5–0.9 s idle in a third of the batches; 0.93 of the limit). Next "
+    "fix if it is needed: claim the next batch while the current one is still being sent.")
 NOTE_429 = (
-    "The 429s seen in development were at the start: the first batch's slots are reserved "
-    "before the channel's first `getMe` has returned, so when it takes more than ~50 ms the "
-    "first sends leave together and the 31st of the first second is refused (then retried 5 s "
-    "later). Fix: start the channel (getMe) before the first slot is reserved.")
+    "429s at the start came from the first batch's slots being reserved before the channel's "
+    "first `getMe` returned, so the first sends left together; the dispatcher now awaits the "
+    "channel's `ready()` before reserving a slot. Any 429 left is the fake's clock and ours "
+    "disagreeing by more than its 5% tolerance on a loaded machine.")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -305,8 +306,9 @@ def test_a_batch_is_logged_in_the_order_of_its_outcomes(store: SqlStore) -> None
     """Sent rows are recorded in bulk around a failure; each incident's chain still verifies."""
     first, second = _incident(store), _incident(store, "2026-0002")
     with store.begin() as tx:
-        tx.enqueue([d for pair in zip(_deliveries(first, 4), _deliveries(second, 4),
-                                      strict=True) for d in pair], T0)
+        others = [replace(d, address=f"2{d.address}") for d in _deliveries(second, 4)]
+        tx.enqueue([d for pair in zip(_deliveries(first, 4), others, strict=True)
+                    for d in pair], T0)
     channel = Recorder()
     sends = 0
 
@@ -336,3 +338,16 @@ def test_a_batch_is_logged_in_the_order_of_its_outcomes(store: SqlStore) -> None
     assert receipts == {e.data["key"]: e.data["receipt"]
                         for log in logs.values() for e in log if e.kind == "sent"}
     assert dispatcher.stats.sent == 7
+
+
+def test_a_batch_claims_one_message_per_chat_in_order(store: SqlStore) -> None:
+    """A chat's second message waits for the next batch, which takes the chats in order."""
+    incident = _incident(store)
+    with store.begin() as tx:
+        tx.enqueue(_deliveries(incident, 9, chats=3), T0)
+        first = tx.claim(T0, "w", T0 + timedelta(seconds=60), 5)
+        second = tx.claim(T0, "w", T0 + timedelta(seconds=60), 5)
+    assert [r.delivery.recipient_id for r in first] == [f"intermediary:r{i}" for i in range(3)]
+    assert [r.delivery.recipient_id for r in second] == [
+        f"intermediary:r{i}" for i in range(3, 6)]
+    assert len({r.delivery.address for r in first}) == 3

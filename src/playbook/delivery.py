@@ -56,7 +56,12 @@ class Delivery:
 
 
 class Channel(Protocol):
-    """How a message leaves. `send` returns a receipt (a provider message id, or "")."""
+    """How a message leaves. `send` returns a receipt (a provider message id, or "").
+
+    A channel that must connect first may also have `async def ready(self) -> None` (raising
+    `SendFailed`): the dispatcher awaits it before it reserves a paced slot, so a slow first
+    connection does not bunch the first sends together.
+    """
 
     name: str
     limits: Limits

@@ -250,6 +250,12 @@ class Dispatcher:
             return Outcome(row, error=SendFailed(
                 f"the {delivery.channel} channel is not configured", retryable=False))
         # One message at a time per chat: they arrive in order and paced from the last one.
+        ready = getattr(channel, "ready", None)
+        if ready is not None:
+            try:
+                await ready()
+            except SendFailed as exc:
+                return Outcome(row, error=exc)
         async with chats.setdefault((channel.name, delivery.address), asyncio.Lock()):
             wait = self.pacer.reserve(channel.name, channel.limits, delivery)
             if wait > 0:

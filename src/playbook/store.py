@@ -353,11 +353,20 @@ class StoreTx(ChatRecords):
                        sa.and_(outbox.c.state == "sending", outbox.c.lease_until < now))
         if only is not None:
             ready = sa.and_(ready, outbox.c.incident_id == only)
-        query = sa.select(outbox.c.id, outbox.c.state).where(ready).order_by(
-            outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+        # One row per chat in a batch: a chat's second message must wait its interval after
+        # the first, and a batch that ends waiting for it alone leaves the channel idle. The
+        # rest of that chat's rows go in the next batches, in order.
+        query = sa.select(outbox.c.id, outbox.c.state, outbox.c.channel, outbox.c.address
+                          ).where(ready).order_by(outbox.c.next_attempt_at, outbox.c.id
+                                                  ).limit(limit * 3)
         if self.pg:
             query = query.with_for_update(skip_locked=True)
-        picked = list(self.conn.execute(query))
+        chats: set[tuple[str, str]] = set()
+        picked = []
+        for r in self.conn.execute(query):
+            if (r.channel, r.address) not in chats and len(picked) < limit:
+                chats.add((r.channel, r.address))
+                picked.append(r)
         if not picked:
             return []
         expired = [r.id for r in picked if r.state == "sending"]

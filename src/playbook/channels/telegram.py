@@ -96,6 +96,13 @@ class TelegramChannel:
         self._resume.pop(delivery.key, None)
         return ",".join(str(message_id) for message_id in done)
 
+    async def ready(self) -> None:
+        """Connect (getMe) before the dispatcher reserves the first slot."""
+        try:
+            await self._started()
+        except TelegramError as exc:
+            raise self._failure(exc, started=False) from (None if self._leaks(exc) else exc)
+
     async def aclose(self) -> None:
         """Close the Bot's connections; a later send starts a new one."""
         bot, self._bot, self._ready = self._bot, None, False

@@ -341,13 +341,15 @@ def test_a_batch_is_logged_in_the_order_of_its_outcomes(store: SqlStore) -> None
 
 
 def test_a_batch_claims_one_message_per_chat_in_order(store: SqlStore) -> None:
-    """A chat's second message waits for the next batch, which takes the chats in order."""
+    """On a paced channel a chat's second message waits for the next batch; others take all."""
     incident = _incident(store)
     with store.begin() as tx:
         tx.enqueue(_deliveries(incident, 9, chats=3), T0)
-        first = tx.claim(T0, "w", T0 + timedelta(seconds=60), 5)
-        second = tx.claim(T0, "w", T0 + timedelta(seconds=60), 5)
+        first = tx.claim(T0, "w", T0 + timedelta(seconds=60), 5, one_per_chat={"telegram"})
+        second = tx.claim(T0, "w", T0 + timedelta(seconds=60), 5, one_per_chat={"telegram"})
+        unpaced = tx.claim(T0, "w", T0 + timedelta(seconds=60), 5, one_per_chat={"email"})
     assert [r.delivery.recipient_id for r in first] == [f"intermediary:r{i}" for i in range(3)]
     assert [r.delivery.recipient_id for r in second] == [
         f"intermediary:r{i}" for i in range(3, 6)]
     assert len({r.delivery.address for r in first}) == 3
+    assert len(unpaced) == 3  # the last three, one chat twice: not a paced channel

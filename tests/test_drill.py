@@ -14,6 +14,7 @@ from drive import HATE_PARAMS, SETTINGS, START, Drive, checked
 from playbook import drill
 from playbook.clock import SystemClock
 from playbook.dispatch import Dispatcher
+from playbook.drillcli import _when_queued
 from playbook.errors import BadInput
 from playbook.events import chain
 from playbook.isolation import SANDBOX_CHANNEL, sandbox
@@ -246,3 +247,83 @@ def test_bad_participants_report_names_and_formats_exit_2(cli: Cli, fresh_dir: P
     assert pdf.code == 2
     assert "end the file name in .html or .md" in pdf.err
     assert cli("report", "2026-0001", "--format", "pdf").code == 2
+
+
+def _flood_drill(store: SqlStore, tmp_path: Path) -> tuple[Drive, drill.Setup, str]:
+    drive = Drive(store, tmp_path)
+    pb = checked("natural_disaster")
+    scenario = load_scenario(ROOT / "scenarios" / "natural_disaster.yaml", pb.playbook)
+    setup = drill.prepare(pb.playbook, pb.templates, scenario, dict(scenario.params),
+                          scenario.participants, None)
+    incident = drill.start(drive.engine, setup, city=SETTINGS.city_values(),
+                           timezone=SETTINGS.city.timezone, actor="anna", now=START, wall=START)
+    return drive, setup, incident.id
+
+
+async def _plain_loop(drive: Drive, incident_id: str, players: drill.SimulatedPlayers,
+                      dispatcher: Dispatcher) -> None:
+    """The instant drill with no shortcuts: tick, act, tick, send and look at every step."""
+    engine = drive.engine
+    while True:
+        now = drive.clock.now()
+        engine.tick(now, only=incident_id)
+        players.act(now)
+        engine.tick(now, only=incident_id)
+        await dispatcher.drain()
+        with engine.store.begin() as tx:
+            players.log.read(tx)
+            incident = engine.incident(tx, incident_id)
+            players.look(tx, incident)
+            wake = tx.next_wake(incident_id)
+        wakes = [t for t in (wake, players.next()) if t]
+        if incident.state == "closed":
+            return
+        if incident.state == "stood_down" and not wakes:
+            drill.end(engine, incident_id, actor="drill", reason="end of exercise", now=now,
+                      no_play=False)
+            continue
+        drive.clock.set(min(wakes))
+
+
+def _story(drive: Drive, incident_id: str) -> list[tuple[object, ...]]:
+    """The log without what differs between two runs (ids, random codes, wall-clock text)."""
+    return [(e.at - START, e.kind, e.step_id, e.actor, e.data.get("number"), e.data.get("lang"),
+             e.data.get("recipient"), e.data.get("role"), e.data.get("deliveries"))
+            for e in drive.events(incident_id)]
+
+
+def test_an_instant_drill_skips_only_what_changes_nothing_and_replays_the_same(
+        store: SqlStore, tmp_path: Path) -> None:
+    """The instant drill's log equals a plain tick-act-tick-send loop's, and a rerun's."""
+    stories = []
+    for name in ("plain", "drill", "again"):
+        drive, setup, incident_id = _flood_drill(store, tmp_path / name)
+        dispatcher = Dispatcher(store, drive.channels, drive.clock, only=incident_id)
+        drive.engine.on_enqueue = dispatcher.wake.set
+        players = drill.SimulatedPlayers(drive.engine, incident_id, setup)
+        if name == "plain":
+            asyncio.run(_plain_loop(drive, incident_id, players, dispatcher))
+        else:
+            run = drill.Drill(drive.engine, incident_id, drive.clock,
+                              _when_queued(dispatcher), players=players)
+            assert asyncio.run(run.run()).state == "closed"
+        stories.append(_story(drive, incident_id))
+    assert stories[0] == stories[1] == stories[2]
+    kinds = {story[1] for story in stories[0]}
+    assert {"acked", "task_done", "approved", "answered", "stood_down", "closed"} <= kinds
+
+
+def test_the_drill_reads_its_log_once_then_only_what_was_appended(
+        store: SqlStore, tmp_path: Path) -> None:
+    """`drill.Log` reads the whole log first, then only the entries appended since."""
+    drive = Drive(store, tmp_path)
+    incident = drive.activate(mode="exercise")
+    log = drill.Log(incident.id)
+    before = drive.events(incident.id)
+    with store.begin() as tx:
+        assert log.read(tx) == before
+        assert log.read(tx) == []
+        added = tx.append(incident.id, "logged", START, actor="anna", data={"text": "noted"})
+    with store.begin() as tx:
+        assert log.read(tx) == [added]
+    assert log.entries == drive.events(incident.id)

@@ -150,6 +150,8 @@ class Dispatcher:
         self.only = only
         """One incident's rows only: a drill's clock must not send real messages early."""
         self.channels = channels
+        self._paced = frozenset(name for name, c in channels.items()
+                                if c.limits.per_chat_interval or c.limits.per_group_per_minute)
         self.clock = clock
         self.worker = worker
         self.settings = settings or DispatchSettings()
@@ -165,7 +167,7 @@ class Dispatcher:
         now = self.clock.now()
         with self.store.begin() as tx:
             rows = tx.claim(now, self.worker, now + self.settings.lease, self.settings.batch,
-                            self.only)
+                            self.only, self._paced)
         if not rows:
             return 0
         self.stats.reclaimed += sum(1 for r in rows if r.reclaimed and r.state == "sending")

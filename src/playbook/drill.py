@@ -23,7 +23,7 @@ from playbook.engine import Engine
 from playbook.errors import BadInput
 from playbook.events import Event
 from playbook.model import InjectStep, MessageStep, Playbook, TaskStep
-from playbook.ports import IncidentRow, Tx
+from playbook.ports import AckRow, IncidentRow, Tx
 from playbook.render import TemplateLibrary
 from playbook.scenario import (
     RATINGS,
@@ -35,6 +35,7 @@ from playbook.scenario import (
     scenario_now,
     with_injects,
 )
+from playbook.version import Version
 
 DEFAULT_PLAYERS = Players()
 MAX_ANSWER = 2000
@@ -212,74 +213,133 @@ def rate(engine: Engine, incident_id: str, objective: str, rating: str, *, actor
                          data={"objective": objective, "rating": rating, "note": note})
 
 
+class Log:
+    """One incident's log as far as it has been read.
+
+    The log is append-only (hash-chained, and the database refuses changes), so what was read
+    stays true: each `read` fetches only the entries appended since the last one.
+    """
+
+    def __init__(self, incident_id: str) -> None:
+        self.incident_id = incident_id
+        self.entries: list[Event] = []
+
+    def read(self, tx: Tx) -> list[Event]:
+        """Fetch the entries appended since the last read; returns just those."""
+        fresh = tx.events(self.incident_id, after=self.entries[-1].seq if self.entries else 0)
+        self.entries.extend(fresh)
+        return fresh
+
+
 class SimulatedPlayers:
     """Answers for the players of an instant drill, as the scenario says (or sensibly)."""
 
     def __init__(self, engine: Engine, incident_id: str, setup: Setup) -> None:
         self.engine, self.incident_id, self.setup = engine, incident_id, setup
         self.players = setup.scenario.players if setup.scenario else DEFAULT_PLAYERS
+        self.log = Log(incident_id)
+        self._seen = 0
+        """How much of the log `_started` and `_injects` have taken in."""
+        self._plays = {i.id: i.play for i in setup.scenario.injects if i.play} if (
+            setup.scenario) else {}
+        self._started: dict[tuple[str, Any], datetime] = {}
+        """When each occurrence of a step fell due, from the log's `due` entries."""
+        self._injects: list[Event] = []
+        """The injects that arrived, have a scripted `play` and are not met yet."""
         self._planned: list[tuple[datetime, str, Any]] = []
+        self._current = False
+        """Whether `_planned` was made from the database as it still is."""
+        self._now: datetime | None = None
+        """When they last acted."""
+        self._version: Version | None = None
+        self._roles: tuple[dict[str, str | None], dict[str, str | None]] | None = None
         self._stood_down = False
 
-    def act(self, now: datetime) -> None:
-        """Do everything the players would have done by `now`."""
-        self._planned = self._plan(now)
-        for when, what, detail in sorted(self._planned, key=lambda p: p[0]):
-            if when <= now:
-                self._do(what, detail, now)
-        self._planned = [p for p in self._plan(now) if p[0] > now]
+    def act(self, now: datetime, *, replan: bool = True) -> int:
+        """Do everything the players would have done by `now`; returns how many actions.
+
+        `replan=False` says nothing was written since the last `look`, so its plan still holds.
+        """
+        if replan or not self._current:
+            with self.engine.store.begin() as tx:
+                self.log.read(tx)
+                self.look(tx, self.engine.incident(tx, self.incident_id))
+        self._now = now
+        due = sorted((p for p in self._planned if p[0] <= now), key=lambda p: p[0])
+        if due:
+            holders, backups = self._people()
+            for _, what, detail in due:
+                self._do(what, detail, holders, backups, now)
+            self._current = False  # what they did changed what is left to do
+            self._planned = [p for p in self._planned if p[0] > now]
+        return len(due)
 
     def next(self) -> datetime | None:
-        """When the players next have something to do."""
-        return min((p[0] for p in self._planned), default=None)
+        """When the players next have something to do, after the time they last acted at.
 
-    def _plan(self, now: datetime) -> list[tuple[datetime, str, Any]]:
+        What they could not do then (a refused approval) they try again whenever they act,
+        but it does not wake them by itself.
+        """
+        return min((p[0] for p in self._planned if self._now is None or p[0] > self._now),
+                   default=None)
+
+    def look(self, tx: Tx, incident: IncidentRow) -> None:
+        """Plan from the database as `tx` sees it (`log` read in it): what to do, and when."""
+        self._planned = self._plan(tx, incident)
+        self._current = True
+
+    def _plan(self, tx: Tx, incident: IncidentRow) -> list[tuple[datetime, str, Any]]:
         plan: list[tuple[datetime, str, Any]] = []
-        with self.engine.store.begin() as tx:
-            incident = self.engine.incident(tx, self.incident_id)
-            if incident.state == "closed":
-                return []
-            events = tx.events(self.incident_id)
-            for draft in tx.drafts(self.incident_id, "pending"):
-                plan.append((draft.requested_at + self.players.approve_after, "approve",
-                             draft.step_id))
-            started = {(e.step_id, e.data.get("number")): e.at for e in events
-                       if e.kind == "due"}
-            for task in tx.tasks(self.incident_id):
-                if task.done_at is None:
-                    begun = started.get((task.step_id, task.number), incident.started_at)
-                    when = begun + self.players.task_after
-                    if task.due_by is not None:  # a minute before the deadline at the latest
-                        when = max(begun, min(when, task.due_by - timedelta(minutes=1)))
-                    plan.append((when, "task", task.step_id))
-            for ack in tx.acks(self.incident_id):
-                if ack.acked_at is None and _share(ack.token) < self.players.ack_share:
-                    plan.append((ack.asked_at + self.players.ack_after, "ack", ack.token))
-            version = self.engine.version(incident)
-            for event in events:
-                if event.kind != "inject" or not self.setup.scenario:
-                    continue
-                found = next((i for i in self.setup.scenario.injects
-                              if i.id == event.step_id), None)
+        if incident.state == "closed":
+            return []
+        for event in self.log.entries[self._seen:]:
+            if event.kind == "due":
+                self._started[(event.step_id, event.data.get("number"))] = event.at
+            elif event.kind == "inject" and event.step_id in self._plays:
+                self._injects.append(event)
+        self._seen = len(self.log.entries)
+        asked: set[tuple[datetime, str]] = set()
+        for draft in tx.drafts(self.incident_id, "pending"):
+            # One approval approves every pending language of the step at once.
+            when = draft.requested_at + self.players.approve_after
+            if (when, draft.step_id) not in asked:
+                asked.add((when, draft.step_id))
+                plan.append((when, "approve", draft.step_id))
+        for task in tx.tasks(self.incident_id, open_only=True):
+            if task.done_at is None:
+                begun = self._started.get((task.step_id, task.number), incident.started_at)
+                when = begun + self.players.task_after
+                if task.due_by is not None:  # a minute before the deadline at the latest
+                    when = max(begun, min(when, task.due_by - timedelta(minutes=1)))
+                plan.append((when, "task", (task.step_id, task.holder)))
+        for ack in tx.acks(self.incident_id, open_only=True):
+            if ack.acked_at is None and _share(ack) < self.players.ack_share:
+                plan.append((ack.asked_at + self.players.ack_after, "ack", ack.token))
+        version = self._version = self.engine.version(incident)
+        if self._injects:
+            repeats = repeating(version.playbook)
+            waiting = []
+            for event in self._injects:
                 step = version.step(event.step_id)
-                if found and found.play and isinstance(step, InjectStep) and not met(
-                        step, event.at, events, repeating(version.playbook)):
-                    plan.append((event.at + found.play.after, "play", (step, found.play.text)))
-            if incident.state == "open" and not self._stood_down:
-                plan.append((incident.started_at + stand_down_offset(self.setup), "stand_down",
-                             None))
+                if isinstance(step, InjectStep) and not met(
+                        step, event.at, self.log.entries, repeats):
+                    waiting.append(event)
+                    play = self._plays[event.step_id]
+                    plan.append((event.at + play.after, "play", (step, play.text)))
+            self._injects = waiting  # the log only grows: what was met stays met
+        if incident.state == "open" and not self._stood_down:
+            plan.append((incident.started_at + stand_down_offset(self.setup), "stand_down",
+                         None))
         return plan
 
-    def _do(self, what: str, detail: Any, now: datetime) -> None:
-        holders, backups = self._people()
+    def _do(self, what: str, detail: Any, holders: Mapping[str, str | None],
+            backups: Mapping[str, str | None], now: datetime) -> None:
         try:
             if what == "approve":
                 self._approve(detail, holders, backups, now)
             elif what == "task":
-                with self.engine.store.begin() as tx:
-                    task = next(t for t in tx.tasks(self.incident_id)
-                                if t.step_id == detail and t.done_at is None)
-                self.engine.complete_task(self.incident_id, detail, actor=task.holder or "player",
+                step_id, holder = detail
+                self.engine.complete_task(self.incident_id, step_id, actor=holder or "player",
                                           note="done (simulated player)", now=now)
             elif what == "ack":
                 listening.acknowledge(self.engine, detail, relayed=False, via="simulated",
@@ -295,8 +355,8 @@ class SimulatedPlayers:
 
     def _approve(self, step_id: str, holders: Mapping[str, str | None],
                  backups: Mapping[str, str | None], now: datetime) -> None:
-        with self.engine.store.begin() as tx:
-            step = self.engine.version(self.engine.incident(tx, self.incident_id)).step(step_id)
+        assert self._version is not None, "planned from a look"
+        step = self._version.step(step_id)
         assert isinstance(step, MessageStep)
         people = [p for role in step.approval for p in (holders.get(role), backups.get(role))]
         for person in dict.fromkeys(p for p in people if p):
@@ -322,14 +382,22 @@ class SimulatedPlayers:
             self._stood_down = self._stood_down or expect.action == "stand_down"
 
     def _people(self) -> tuple[dict[str, str | None], dict[str, str | None]]:
-        with self.engine.store.begin() as tx:
-            found = tx.assignments(self.incident_id)
-        return {a.role: a.holder for a in found}, {a.role: a.backup for a in found}
+        """Who holds and who backs up each role: written once, at activation."""
+        if self._roles is None:
+            with self.engine.store.begin() as tx:
+                found = tx.assignments(self.incident_id)
+            self._roles = ({a.role: a.holder for a in found}, {a.role: a.backup for a in found})
+        return self._roles
 
 
-def _share(token: str) -> float:
-    """A stable pseudo-random share in [0, 1) per briefing, so a drill replays the same."""
-    return int(hashlib.sha256(token.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
+def _share(ack: AckRow) -> float:
+    """A stable pseudo-random share in [0, 1) per briefing and recipient.
+
+    A drill replays the same: who confirms depends on the step, the occurrence and the person,
+    not on the random confirmation code.
+    """
+    key = f"{ack.step_id}/{ack.number}/{ack.recipient_id}"
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
 
 
 class DrillClock:
@@ -378,34 +446,56 @@ class Drill:
         self.on_events = on_events or (lambda events: None)
         self.poll = poll
         """Real time between looks at the log in a scaled drill (pause and end from outside)."""
-        self._seen = 0
+        self._log = players.log if players is not None else Log(incident_id)
+        self._shown = 0
 
     async def run(self) -> IncidentRow:
-        """Run to the end (or until a controller ends it); returns the closed incident."""
+        """Run to the end (or until a controller ends it); returns the closed incident.
+
+        An instant drill skips what changes nothing. Its players are simulated, so only this
+        loop writes to its incident, and from one look at the database to the next tick it
+        stays as it was: the engine has nothing to do before the wake-up time it gave, and the
+        players' plan from that look still holds. When the players act, the engine catches up
+        at the same scenario time in the next round. (A controller's `end` from elsewhere is
+        seen at the next look.)
+        """
+        state: str | None = None
+        engine_wake: datetime | None = None
+        looked = False
         while True:
             if isinstance(self.clock, DrillClock):
                 self.clock.refresh()
             now = self.clock.now()
-            state = self._state()
+            if not self.instant or state in (None, "paused"):
+                state = self._state()  # a controller may have paused or ended it meanwhile
             if state not in ("paused", "closed"):
-                self.engine.tick(now, only=self.incident_id)
-                if self.players is not None:
-                    self.players.act(now)
+                if self.players is None:
                     self.engine.tick(now, only=self.incident_id)
+                else:
+                    idle = looked and (engine_wake is None or engine_wake > now)
+                    if not idle:
+                        self.engine.tick(now, only=self.incident_id)
+                    self.players.act(now, replan=not idle)
             await self.send()
-            self._report()
-            state = self._state()
+            state, engine_wake = self._look()
+            looked = True
             if state == "closed":
                 break
-            wakes = [t for t in (self.engine.next_wake(self.incident_id),
-                                 self.players.next() if self.players else None) if t]
+            wakes = [t for t in (engine_wake, self.players.next() if self.players else None)
+                     if t]
             if state == "stood_down" and not wakes:
                 end(self.engine, self.incident_id, actor="drill", reason="end of exercise",
                     now=now, no_play=False)
+                state, looked = None, False
                 continue
             await self._wait(min(wakes) if wakes else None, state == "paused")
         with self.engine.store.begin() as tx:
             return self.engine.incident(tx, self.incident_id)
+
+    @property
+    def instant(self) -> bool:
+        """Whether players are simulated: nobody but this loop acts on the drill."""
+        return self.players is not None
 
     async def _wait(self, until: datetime | None, paused: bool) -> None:
         if self.players is not None and not paused and until is not None:
@@ -419,9 +509,18 @@ class Drill:
         with self.engine.store.begin() as tx:
             return self.engine.incident(tx, self.incident_id).state
 
-    def _report(self) -> None:
+    def _look(self) -> tuple[str, datetime | None]:
+        """Show what the log gained; the state, the engine's next wake-up and the players' plan.
+
+        All of it is read in one transaction, so it is one consistent picture.
+        """
         with self.engine.store.begin() as tx:
-            events = tx.events(self.incident_id)
-        fresh, self._seen = events[self._seen:], len(events)
+            self._log.read(tx)
+            incident = self.engine.incident(tx, self.incident_id)
+            wake = tx.next_wake(self.incident_id)
+            if self.players is not None:
+                self.players.look(tx, incident)
+        fresh, self._shown = self._log.entries[self._shown:], len(self._log.entries)
         if fresh:
             self.on_events(fresh)
+        return incident.state, wake

@@ -22,6 +22,7 @@ from playbook.clock import SystemClock, VirtualClock
 from playbook.commands import ActorOption, _actor, _at, _parts
 from playbook.config import Settings, load_settings
 from playbook.directory import Directory
+from playbook.dispatch import Dispatcher
 from playbook.errors import BadInput, Problem
 from playbook.events import Event
 from playbook.ports import IncidentRow
@@ -163,13 +164,32 @@ async def _run(parts: Parts, setup: drill.Setup, settings: Settings, actor: str,
     out.print(f"[bold black on yellow] EXERCISE [/] {incident.id}: {setup.playbook.title} "
               f"({label}; `playbook pause|resume|end {incident.id}`)")
     progress = Progress(out, incident.started_at, settings)
-    run = drill.Drill(engine, incident.id, clock, dispatcher.drain,
+    instant = setup.speed is None
+    run = drill.Drill(engine, incident.id, clock, _when_queued(dispatcher) if instant
+                      else dispatcher.drain,
                       players=drill.SimulatedPlayers(engine, incident.id, setup)
-                      if setup.speed is None else None, on_events=progress.show)
+                      if instant else None, on_events=progress.show)
     try:
         return await run.run()
     finally:
         await dispatcher.aclose()
+
+
+def _when_queued(dispatcher: Dispatcher) -> drill.Send:
+    """Drain the outbox only when something may be waiting in it (an instant drill).
+
+    Only `Engine.send` fills the outbox, and it wakes the dispatcher when it does; rows put
+    back for a retry later make every later call drain.
+    """
+    dispatcher.wake.set()  # the activation queued the role briefings before we listened
+
+    async def send() -> int:
+        if not dispatcher.wake.is_set() and not dispatcher.stats.retried:
+            return 0
+        dispatcher.wake.clear()
+        return await dispatcher.drain()
+
+    return send
 
 
 class Progress:

@@ -6,7 +6,7 @@ never imports a database library and tests of the flow run on the real store all
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -227,7 +227,8 @@ class Tx(Protocol):
     def update_draft(self, draft_id: int, **changes: Any) -> None: ...
     def enqueue(self, deliveries: Iterable[Delivery], now: datetime) -> int: ...
     def claim(self, now: datetime, worker: str, lease_until: datetime,
-              limit: int, only: str | None = None) -> list[OutboxRow]: ...
+              limit: int, only: str | None = None,
+              one_per_chat: Collection[str] = ()) -> list[OutboxRow]: ...
     def renew(self, ids: Sequence[int], worker: str, lease_until: datetime) -> int: ...
     def finish(self, row_id: int, state: str, *, at: datetime, error: str = "",
                receipt: str = "", next_attempt_at: datetime | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -348,25 +348,30 @@ class StoreTx(ChatRecords):
         return int(done.rowcount)
 
     def claim(self, now: datetime, worker: str, lease_until: datetime,
-              limit: int, only: str | None = None) -> list[OutboxRow]:
+              limit: int, only: str | None = None,
+              one_per_chat: Collection[str] = ()) -> list[OutboxRow]:
         ready = sa.or_(sa.and_(outbox.c.state == "queued", outbox.c.next_attempt_at <= now),
                        sa.and_(outbox.c.state == "sending", outbox.c.lease_until < now))
         if only is not None:
             ready = sa.and_(ready, outbox.c.incident_id == only)
-        # One row per chat in a batch: a chat's second message must wait its interval after
-        # the first, and a batch that ends waiting for it alone leaves the channel idle. The
-        # rest of that chat's rows go in the next batches, in order.
+        # One row per chat in a batch, on channels that pace each chat: a chat's second
+        # message must wait its interval after the first, and a batch that ends waiting for it
+        # alone leaves the channel idle. That chat's other rows go in the next batches.
         query = sa.select(outbox.c.id, outbox.c.state, outbox.c.channel, outbox.c.address
                           ).where(ready).order_by(outbox.c.next_attempt_at, outbox.c.id
                                                   ).limit(limit * 3)
         if self.pg:
             query = query.with_for_update(skip_locked=True)
         chats: set[tuple[str, str]] = set()
-        picked = []
+        picked: list[Any] = []
         for r in self.conn.execute(query):
-            if (r.channel, r.address) not in chats and len(picked) < limit:
+            if len(picked) == limit:
+                break
+            if r.channel in one_per_chat:
+                if (r.channel, r.address) in chats:
+                    continue
                 chats.add((r.channel, r.address))
-                picked.append(r)
+            picked.append(r)
         if not picked:
             return []
         expired = [r.id for r in picked if r.state == "sending"]

@@ -32,6 +32,14 @@ from playbook.errors import Problem
 from playbook.language import expand, lookup
 
 TELEGRAM_LIMIT = 4096
+MAX_COMPILED = 4096
+_COMPILED: dict[tuple[str, str, str], Any] = {}
+"""Checked, compiled template code by (key, path, text), shared by every renderer.
+
+The code is the same for every language and time zone: every sandbox has the same options
+and filter names, and a template looks its filters up in the environment it is loaded into.
+So `validate` compiles a playbook's templates, and an incident's renderer only loads them.
+"""
 MAX_VALUE_CHARS = 20_000
 MAX_RANGE = 1000
 MAX_LOOP_DEPTH = 2
@@ -246,16 +254,21 @@ class Renderer:
         if cache_key in self._cache:
             return self._cache[cache_key]
         env = self._environment(locale)
-        try:
-            tree = env.parse(source.text, source.key, source.path)
-        except TemplateSyntaxError as exc:
-            raise TemplateError(Problem(
-                source.path, exc.lineno, None, "", f"template syntax error: {exc.message}",
-                "fix the jinja syntax ({{ value }}, {% if %}...{% endif %})")) from None
-        problems = list(check_tree(tree, source.path))
-        if problems:
-            raise TemplateError(*problems)
-        code = env.compile(tree, name=source.key, filename=source.path)
+        code = _COMPILED.get((source.key, source.path, source.text))
+        if code is None:
+            try:
+                tree = env.parse(source.text, source.key, source.path)
+            except TemplateSyntaxError as exc:
+                raise TemplateError(Problem(
+                    source.path, exc.lineno, None, "", f"template syntax error: {exc.message}",
+                    "fix the jinja syntax ({{ value }}, {% if %}...{% endif %})")) from None
+            problems = list(check_tree(tree, source.path))
+            if problems:
+                raise TemplateError(*problems)
+            code = env.compile(tree, name=source.key, filename=source.path)
+            if len(_COMPILED) >= MAX_COMPILED:
+                _COMPILED.clear()
+            _COMPILED[(source.key, source.path, source.text)] = code
         template = env.template_class.from_code(env, code, env.make_globals(None))
         self._cache[cache_key] = template
         return template

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from playbook.config import load_settings
 from playbook.directoryfile import load_directory
 from playbook.engine import Engine
@@ -70,19 +72,24 @@ staff = "staff.yaml"
 intermediaries = "intermediaries.csv"
 [engine]
 lease = "5s"
-late_after = "1s"
+late_after = "3s"
 [telegram]
 base_url = "{base_url}"
 """, encoding="utf-8")
     return config
 
 
-def activate(config: Path) -> tuple[SqlStore, str]:
-    """Open an incident of the fan-out playbook now, as the command line would."""
+def activate(config: Path, request: pytest.FixtureRequest) -> tuple[SqlStore, str]:
+    """Open an incident of the fan-out playbook now, as the command line would.
+
+    The store is closed when the test ends, passed or failed: a pooled connection left to
+    the garbage collector would warn in whichever test runs next.
+    """
     settings = load_settings(config)
     checked = load_checked(config.parent / "protocols" / "fan_out.yaml",
                            city=settings.city_values(), timezone=settings.zone)
     store = open_store(settings.database.url)
+    request.addfinalizer(store.dispose)
     engine = Engine(store, load_directory(settings.directory_files()))
     incident = engine.activate(checked.playbook, checked.templates, city=settings.city_values(),
                                timezone="UTC", params={}, actor="lee", now=datetime.now(UTC))

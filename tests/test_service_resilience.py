@@ -38,7 +38,7 @@ def _connections(database: str, allowed: bool) -> None:
 
 
 def test_a_database_outage_is_waited_out_and_the_lead_taken_back(
-        pg_url: str, tmp_path: Path) -> None:
+        pg_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """With PostgreSQL refusing connections the service waits; after it, it leads and sends."""
     database = pg_url.rsplit("/", 1)[1]
     with FakeBotApi(TOKEN, enforce_limits=False) as api:
@@ -53,7 +53,7 @@ def test_a_database_outage_is_waited_out_and_the_lead_taken_back(
             finally:
                 _connections(database, allowed=True)
             wait(lambda: service.times(LEADS) == 2, 20)
-            store, incident = activate(config)
+            store, incident = activate(config, request)
             wait(lambda: telegram_sent(store, incident) == PEOPLE, 30)
             assert service.process.poll() is None
         finally:
@@ -61,10 +61,10 @@ def test_a_database_outage_is_waited_out_and_the_lead_taken_back(
     assert code == 0
     assert len({s.chat_id for s in api.sent}) == PEOPLE
     assert api.stats.duplicates == 0
-    store.dispose()
 
 
-def test_the_schedule_runs_while_the_bot_api_cannot_be_reached(tmp_path: Path) -> None:
+def test_the_schedule_runs_while_the_bot_api_cannot_be_reached(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Telegram unreachable at start: the bot is retried, the schedule's steps fire on time."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -74,7 +74,7 @@ def test_the_schedule_runs_while_the_bot_api_cannot_be_reached(tmp_path: Path) -
     service = start(config)
     try:
         wait(lambda: service.said("the bot cannot start"), 30)
-        store, incident = activate(config)
+        store, incident = activate(config, request)
 
         def fired() -> bool:
             with store.begin() as tx:
@@ -89,5 +89,4 @@ def test_the_schedule_runs_while_the_bot_api_cannot_be_reached(tmp_path: Path) -
     with store.begin() as tx:
         later = next(r for r in tx.schedule(incident) if r.step_id == "later")
     assert later.fired_at is not None
-    assert (later.fired_at - later.due_at).total_seconds() < 1.0
-    store.dispose()
+    assert (later.fired_at - later.due_at).total_seconds() < 2.0  # a 1 s peek, a busy machine

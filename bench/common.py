@@ -76,14 +76,38 @@ def in_child(module: str, *args: str, timeout: float = 900) -> dict[str, object]
     return result
 
 
+def table(rows: list[list[str]]) -> list[str]:
+    """A markdown table; the first row is the header."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    head, *body = rows
+    lines = ["| " + " | ".join(map(cell, head)) + " |",
+             "| " + " | ".join("---" for _ in head) + " |"]
+    return lines + ["| " + " | ".join(map(cell, row)) + " |" for row in body]
+
+
+def verdict(figure: Figure) -> str:
+    """`yes`, `**no**`, or nothing where the figure has no goal."""
+    return "" if figure.met is None else ("yes" if figure.met else "**no**")
+
+
+def markdown(section: Section) -> list[str]:
+    """A section as markdown lines: its heading, method, figures, notes and extra table."""
+    out = [f"## {section.title}", "", section.method, "",
+           *table([["what", "figure", "goal", "met"]]
+                  + [[f.what, f.value, f.goal, verdict(f)] for f in section.figures])]
+    notes = [f for f in section.figures if f.note and f.met is not False]
+    if notes:
+        out += ["", *(f"- {f.what}: {f.note}" for f in notes)]
+    if section.table:
+        out += ["", *table(section.table)]
+    return out
+
+
 def report(section: Section) -> None:
-    """Print a section's figures, for a benchmark run on its own."""
-    print(f"## {section.title}")
+    """Print a section, for a benchmark run on its own; missed goals with their reasons."""
+    print("\n".join(markdown(section)))
     for f in section.figures:
-        verdict = "" if f.met is None else ("  [met]" if f.met else "  [MISSED]")
-        goal = f"  (goal {f.goal})" if f.goal else ""
-        print(f"- {f.what}: {f.value}{goal}{verdict}")
-        if f.note:
-            print(f"    {f.note}")
-    for row in section.table:
-        print("  " + " | ".join(row))
+        if f.met is False:
+            print(f"\nMissed — {f.what}: {f.note or 'no reason recorded'}")

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Figure, Section, median
+from common import ROOT, Figure, Section, median, report
 
 STEPS = 200
 HOURS = 72
@@ -531,17 +531,7 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["split"]:
         print(json.dumps(split(Path(argv[1]), argv[2:])))
         return
-    section = run("--quick" in argv)
-    print(f"## {section.title}\n\n{section.method}\n")
-    for line in section.table[:1]:
-        print("| " + " | ".join(line) + " |")
-        print("|" + " --- |" * len(line))
-    for line in section.table[1:]:
-        print("| " + " | ".join(line) + " |")
-    print("\n| what | value | goal | met | note |\n| --- | --- | --- | --- | --- |")
-    for f in section.figures:
-        met = "" if f.met is None else ("yes" if f.met else "no")
-        print(f"| {f.what} | {f.value} | {f.goal} | {met} | {f.note} |")
+    report(run("--quick" in argv))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PG_URL, ROOT, Figure, Section, in_child
+from common import PG_URL, ROOT, Figure, Section, in_child, report
 
 LANGUAGES = ("en", "ar", "fr", "es", "uk", "fa")
 TEMPLATE = "natural_disaster_briefing"
@@ -309,20 +309,7 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["child"]:
         print(json.dumps(measure(int(argv[1]), argv[2] if len(argv) > 2 else "sqlite")))
         return
-    section = run("--quick" in argv)
-    print(f"## {section.title}\n\n{section.method}\n")
-    for line in section.table[:1]:
-        print("| " + " | ".join(line) + " |")
-        print("|" + " --- |" * len(line))
-    for line in section.table[1:]:
-        print("| " + " | ".join(line) + " |")
-    print("\n| what | value | goal | met |\n| --- | --- | --- | --- |")
-    for f in section.figures:
-        met = "" if f.met is None else ("yes" if f.met else "no")
-        print(f"| {f.what} | {f.value} | {f.goal} | {met} |")
-    for f in section.figures:
-        if f.note:
-            print(f"\n{f.what}: {f.note}")
+    report(run("--quick" in argv))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Figure, Section, in_child, median, percentile
+from common import Figure, Section, in_child, median, percentile, report
 from fanout import database, pg_reachable
 
 INCIDENTS = 10
@@ -390,19 +390,7 @@ def main(argv: list[str]) -> None:
         measure = steady if how == "steady" else restart
         print(json.dumps(measure(kind, steps, start, spread)))
         return
-    section = run("--quick" in argv)
-    print(f"## {section.title}\n\n{section.method}\n")
-    print("| " + " | ".join(section.table[0]) + " |")
-    print("|" + " --- |" * len(section.table[0]))
-    for line in section.table[1:]:
-        print("| " + " | ".join(line) + " |")
-    print("\n| what | value | goal | met |\n| --- | --- | --- | --- |")
-    for f in section.figures:
-        met = "" if f.met is None else ("yes" if f.met else "no")
-        print(f"| {f.what} | {f.value} | {f.goal} | {met} |")
-    for f in section.figures:
-        if f.note:
-            print(f"\n{f.what}: {f.note}")
+    report(run("--quick" in argv))
 
 
 if __name__ == "__main__":

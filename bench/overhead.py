@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PG_URL, Figure, Section, in_child
+from common import PG_URL, Figure, Section, in_child, report
 from fanout import database, pg_reachable
 
 SIZES = {False: 2_000, True: 300}
@@ -243,14 +243,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps(measure(int(argv[1]), int(argv[2]),
                                  argv[3] if len(argv) > 3 else "sqlite")))
         return
-    section = run("--quick" in argv)
-    print(f"## {section.title}\n\n{section.method}\n")
-    for line in section.table:
-        print("| " + " | ".join(line) + " |")
-    print("\n| what | value | goal | met |\n| --- | --- | --- | --- |")
-    for f in section.figures:
-        met = "" if f.met is None else ("yes" if f.met else "no")
-        print(f"| {f.what} | {f.value} | {f.goal} | {met} |" + (f" {f.note}" if f.note else ""))
+    report(run("--quick" in argv))
 
 
 if __name__ == "__main__":

@@ -19,29 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from common import ROOT, Figure, Section
+from common import ROOT, Section, markdown, table, verdict
 
 BENCHMARKS = ("fanout", "telegram_rate", "overhead", "lateness", "drill_speed", "validate")
 COMMAND = ".venv/bin/python bench/run.py"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    head, *body = rows
-    lines = ["| " + " | ".join(map(_cell, head)) + " |",
-             "| " + " | ".join("---" for _ in head) + " |"]
-    lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in body]
-    return lines
-
-
-def _verdict(figure: Figure) -> str:
-    return "" if figure.met is None else ("yes" if figure.met else "**no**")
-
-
-def markdown(sections: list[tuple[Section, float]], quick: bool, started: datetime) -> str:
+def document(sections: list[tuple[Section, float]], quick: bool, started: datetime) -> str:
     """The whole `docs/benchmarks.md`."""
     goals = [(s, f) for s, _ in sections for f in s.figures if f.goal]
     met = sum(1 for _, f in goals if f.met)
@@ -55,8 +39,8 @@ def markdown(sections: list[tuple[Section, float]], quick: bool, started: dateti
         "measured in the same run (ours against a baseline) say more than absolute times.",
         "", "`.venv/bin/python bench/<name>.py` runs one benchmark and prints its figures.",
         "", f"## Goals ({met} of {len(goals)} met)", "",
-        *_table([["benchmark", "what", "figure", "goal", "met"]]
-                + [[s.title, f.what, f.value, f.goal, _verdict(f)] for s, f in goals]),
+        *table([["benchmark", "what", "figure", "goal", "met"]]
+               + [[s.title, f.what, f.value, f.goal, verdict(f)] for s, f in goals]),
     ]
     missed = [(s, f) for s, f in goals if f.met is False]
     if missed:
@@ -64,14 +48,7 @@ def markdown(sections: list[tuple[Section, float]], quick: bool, started: dateti
         out += [f"- **{s.title} — {f.what}.** {f.note or 'No reason recorded.'}"
                 for s, f in missed]
     for section, seconds in sections:
-        out += ["", f"## {section.title}", "", section.method, "",
-                *_table([["what", "figure", "goal", "met"]]
-                        + [[f.what, f.value, f.goal, _verdict(f)] for f in section.figures])]
-        notes = [f for f in section.figures if f.note and f.met is not False]
-        out += [""] + [f"- {f.what}: {f.note}" for f in notes] if notes else []
-        if section.table:
-            out += ["", *_table(section.table)]
-        out += ["", f"<sub>This benchmark took {seconds:,.0f} s.</sub>"]
+        out += ["", *markdown(section), "", f"<sub>This benchmark took {seconds:,.0f} s.</sub>"]
     return "\n".join(out) + "\n"
 
 
@@ -96,7 +73,7 @@ def main() -> int:
             verdict = "" if f.met is None else (" ✓" if f.met else " ✗ MISSED")
             print(f"      {f.what}: {f.value}{verdict}", file=sys.stderr, flush=True)
         print(f"      ({took:,.0f} s)", file=sys.stderr, flush=True)
-    text = markdown(sections, args.quick, started)
+    text = document(sections, args.quick, started)
     tmp = args.output.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(args.output)

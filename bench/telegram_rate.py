@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Figure, Section
+from common import Figure, Section, report
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
@@ -243,17 +243,5 @@ def _why(result: Result) -> str:
             f"{len(result.pauses)} pauses longer than {PAUSE:g} s cost {idle:.1f} s. " + NOTE_RATE)
 
 
-def main() -> None:
-    section = run("--quick" in sys.argv[1:])
-    print(f"## {section.title}\n\n{section.method}\n")
-    for f in section.figures:
-        mark = "" if f.met is None else (" ✓" if f.met else " ✗")
-        print(f"- {f.what}: {f.value}" + (f" (goal {f.goal}){mark}" if f.goal else "")
-              + (f" — {f.note}" if f.note else ""))
-    print()
-    for row in section.table:
-        print("| " + " | ".join(row) + " |")
-
-
 if __name__ == "__main__":
-    main()
+    report(run("--quick" in sys.argv[1:]))

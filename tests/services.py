@@ -44,23 +44,34 @@ steps:
   - id: later
     task: Check the fan-out
     role: lead
-    at: 8s
+    at: {later}
 """
 
 
-def setup(tmp: Path, db_url: str, base_url: str, people: int = N) -> Path:
-    """A city folder: the fan-out playbook, `people` intermediaries on Telegram, a config."""
+def setup(tmp: Path, db_url: str, base_url: str | None = None, *, people: int = N,
+          later: str = "8s", lease: str = "5s", late_after: str = "3s") -> Path:
+    """A city folder: the fan-out playbook, `people` intermediaries, a config.
+
+    With a Bot API `base_url` the intermediaries are on Telegram; without, they have e-mail
+    addresses, which the console writes one file per recipient (no SMTP host configured).
+    """
     (tmp / "protocols").mkdir()
-    (tmp / "protocols" / "fan_out.yaml").write_text(PLAYBOOK, encoding="utf-8")
+    (tmp / "protocols" / "fan_out.yaml").write_text(PLAYBOOK.replace("{later}", later),
+                                                    encoding="utf-8")
     (tmp / "message_templates" / "briefing").mkdir(parents=True)
     (tmp / "message_templates" / "briefing" / "en.j2").write_text(
         "<b>Briefing</b> for {{ city.name }}: please share the city's advice.\n", "utf-8")
     (tmp / "staff.yaml").write_text(
         "staff:\n  - {id: lee, name: Lee, roles: [lead], languages: [en], email: lee@x.example}\n",
         encoding="utf-8")
-    rows = ["id,name,communities,languages,telegram_chat_id"]
-    rows += [f"p{i:04d},Person {i},everyone,en,{10_000 + i}" for i in range(people)]
+    if base_url is None:
+        rows = ["id,name,communities,languages,email"]
+        rows += [f"p{i:04d},Person {i},everyone,en,p{i:04d}@x.example" for i in range(people)]
+    else:
+        rows = ["id,name,communities,languages,telegram_chat_id"]
+        rows += [f"p{i:04d},Person {i},everyone,en,{10_000 + i}" for i in range(people)]
     (tmp / "intermediaries.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    telegram = f'[telegram]\nbase_url = "{base_url}"\n' if base_url else ""
     config = tmp / "playbook.toml"
     config.write_text(f"""
 [city]
@@ -71,11 +82,9 @@ url = "{db_url}"
 staff = "staff.yaml"
 intermediaries = "intermediaries.csv"
 [engine]
-lease = "5s"
-late_after = "3s"
-[telegram]
-base_url = "{base_url}"
-""", encoding="utf-8")
+lease = "{lease}"
+late_after = "{late_after}"
+{telegram}""", encoding="utf-8")
     return config
 
 

@@ -20,57 +20,10 @@ from playbook.directoryfile import load_directory
 from playbook.engine import Engine
 from playbook.loader import load_checked
 from playbook.store import SqlStore
+from services import setup
 from stores import open_store
 
 N = 1000
-PLAYBOOK = """\
-# yaml-language-server: $schema=../schema/playbook.schema.json
-id: fan-out
-title: Fan-out
-kind: other
-languages: [en]
-roles:
-  lead: {title: Lead, duties: [Lead], approves: true}
-steps:
-  - id: brief
-    message: briefing
-    to: {intermediaries: {community: everyone}}
-    at: 0m
-  - id: later
-    task: Check the fan-out
-    role: lead
-    at: 4s
-"""
-
-
-def _setup(tmp: Path, db_url: str) -> Path:
-    (tmp / "protocols").mkdir()
-    (tmp / "protocols" / "fan_out.yaml").write_text(PLAYBOOK, encoding="utf-8")
-    (tmp / "message_templates" / "briefing").mkdir(parents=True)
-    (tmp / "message_templates" / "briefing" / "en.j2").write_text(
-        "<b>Briefing</b> for {{ city.name }}: please share the city's advice.\n", "utf-8")
-    (tmp / "staff.yaml").write_text(
-        "staff:\n  - {id: lee, name: Lee, roles: [lead], languages: [en], email: lee@x.example}\n",
-        encoding="utf-8")
-    rows = ["id,name,communities,languages,email"]
-    rows += [f"p{i:04d},Person {i},everyone,en,p{i:04d}@x.example" for i in range(N)]
-    (tmp / "intermediaries.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    config = tmp / "playbook.toml"
-    config.write_text(f"""
-[city]
-name = "Riverton"
-[database]
-url = "{db_url}"
-[directory]
-staff = "staff.yaml"
-intermediaries = "intermediaries.csv"
-[engine]
-lease = "2s"
-late_after = "1s"
-""", encoding="utf-8")
-    return config
-
-
 def _activate(config: Path) -> tuple[SqlStore, str, datetime]:
     settings = load_settings(config)
     checked = load_checked(config.parent / "protocols" / "fan_out.yaml",
@@ -107,7 +60,7 @@ def _wait(what: Callable[[], bool], seconds: float) -> None:
 
 def test_sigkill_mid_fan_out_loses_nothing(db_url: str, tmp_path: Path) -> None:
     """After SIGKILL and restart every recipient has the message; duplicates ≤ in flight."""
-    config = _setup(tmp_path, db_url)
+    config = setup(tmp_path, db_url, people=N, later="4s", lease="2s", late_after="1s")
     store, incident, started = _activate(config)
     outbox = tmp_path / "outbox"
     first = _service(config)
